@@ -1,0 +1,66 @@
+"""The Flask application factory."""
+from __future__ import annotations
+
+import atexit
+import datetime
+import logging
+from typing import Any
+
+from celery import Celery
+from flask import Flask
+
+from webui import paths
+from webui.store.database import bind_models, open_database
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Any, celery_app: Celery | None = None, *, start_collector: bool | None = None) -> Flask:
+    """Build the app for `settings`; start the embedded collector unless told otherwise."""
+    app = Flask("webui", template_folder=paths.TEMPLATES_DIR, static_folder=paths.STATIC_DIR)
+    app.config["WEBUI_SETTINGS"] = settings
+    db = open_database(settings.database)
+    bind_models(db)
+    app.config["WEBUI_DATABASE"] = db
+    _manage_connections(app, db)
+    _register_views(app)
+    app.jinja_env.filters["datetime"] = _format_epoch
+    if start_collector is None:
+        start_collector = settings.embedded_collector
+    if start_collector:
+        _start_collector(app, settings, celery_app, db)
+    return app
+
+
+def _manage_connections(app: Flask, db: Any) -> None:
+    @app.before_request
+    def connect() -> None:
+        db.connect(reuse_if_open=True)
+
+    @app.teardown_request
+    def close(_exc: BaseException | None) -> None:
+        if not db.is_closed():
+            db.close()
+
+
+def _register_views(app: Flask) -> None:
+    from webui.views import health, home
+
+    app.register_blueprint(home.bp)
+    app.register_blueprint(health.bp)
+
+
+def _start_collector(app: Flask, settings: Any, celery_app: Celery | None, db: Any) -> None:
+    from webui.celery_app import load_celery_app
+    from webui.collector.service import Collector
+
+    collector = Collector(settings, celery_app or load_celery_app(settings), db)
+    collector.start()
+    app.extensions["webui_collector"] = collector
+    atexit.register(collector.stop)  # flush buffered events when the worker process exits
+
+
+def _format_epoch(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return datetime.datetime.fromtimestamp(value, tz=datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -1,0 +1,155 @@
+"""Turn what arrives on the event channel into clean event dicts, or say why it is garbage.
+
+Two steps with different homes:
+- `decode_envelope` / `decode_body` run in the subscriber thread: only json → base64 → json, so the loop that
+  Redis watches stays cheap (celery-facts §1.6, §2.4). A message body may hold one event or a list of them
+  (`task.multi`, the batches prefork workers send).
+- `normalise` runs in the writer thread: it checks types and sizes of every field, because anyone who can
+  publish to the broker can put anything on the channel. Garbage raises `MalformedEvent`; it is counted and
+  logged by the caller, never fatal.
+
+Timestamps are kept exactly as sent: the event's `timestamp` is the sender's `time.time()` (absolute), so the
+Receiver's timezone "localisation" (celery issue #2482) is not applied. `local_received` is our clock.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+from typing import Any
+
+from kombu.exceptions import ContentDisallowed, DecodeError
+from kombu.serialization import loads as kombu_loads
+
+MAX_EVENT_TYPE = 64
+MAX_IDENT = 255  # task ids, hostnames, names, queues
+MAX_EXTRA_TEXT = 16_384  # any other string field, e.g. of a custom event
+# Never pickle or yaml: a hostile message on the event channel must not become code execution.
+SAFE_CONTENT_TYPES = frozenset({"application/json", "application/x-msgpack"})
+
+_EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_.-]*$")
+_TEXT_FIELDS = ("args", "kwargs", "result", "exception", "traceback")
+_IDENT_FIELDS = ("name", "hostname", "parent_id", "root_id", "queue", "exchange", "routing_key",
+                 "sw_ident", "sw_ver", "sw_sys")
+_INT_FIELDS = ("pid", "clock", "retries", "active", "processed", "signum")
+_FLOAT_FIELDS = ("timestamp", "utcoffset", "runtime", "freq")
+_BOOL_FIELDS = ("terminated", "expired", "requeue")
+_KNOWN = frozenset(("type", "uuid", "eta", "expires", "loadavg", "local_received", *_TEXT_FIELDS,
+                    *_IDENT_FIELDS, *_INT_FIELDS, *_FLOAT_FIELDS, *_BOOL_FIELDS))
+
+
+class MalformedEvent(ValueError):
+    """A message or event that cannot be used; the text says why."""
+
+
+def decode_envelope(payload: bytes | str) -> list[Any]:
+    """Decode a kombu message envelope as published on Redis PUB/SUB."""
+    try:
+        envelope = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedEvent(f"envelope is not JSON: {exc}") from None
+    if not isinstance(envelope, dict) or "body" not in envelope:
+        raise MalformedEvent("envelope is not a kombu message (no body)")
+    properties = envelope.get("properties")
+    body_encoding = properties.get("body_encoding") if isinstance(properties, dict) else None
+    return decode_body(envelope["body"], envelope.get("content-type"), envelope.get("content-encoding"),
+                       body_encoding)
+
+
+def decode_body(body: Any, content_type: Any, content_encoding: Any, body_encoding: Any = None) -> list[Any]:
+    """Decode a message body into a list of raw events (one, or a `task.multi` batch)."""
+    if body_encoding == "base64":
+        try:
+            body = base64.b64decode(body, validate=False)
+        except (binascii.Error, TypeError, ValueError) as exc:
+            raise MalformedEvent(f"body is not base64: {exc}") from None
+    if content_type in (None, "application/json") and isinstance(body, bytes | str):
+        try:
+            decoded = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise MalformedEvent(f"body is not JSON: {exc}") from None
+    elif content_type in SAFE_CONTENT_TYPES and isinstance(body, bytes | str):
+        try:
+            decoded = kombu_loads(body, content_type, content_encoding or "utf-8", accept=SAFE_CONTENT_TYPES)
+        except (ContentDisallowed, DecodeError, ValueError, TypeError) as exc:
+            raise MalformedEvent(f"body cannot be decoded as {content_type}: {exc}") from None
+    elif isinstance(body, dict | list) and content_type in (None, "application/json"):
+        decoded = body  # transports that hand over decoded bodies
+    else:
+        raise MalformedEvent(f"refused content type {content_type!r}")
+    return decoded if isinstance(decoded, list) else [decoded]
+
+
+def normalise(raw: Any, local_received: float) -> dict[str, Any]:
+    """Validate one raw event and return a clean copy with known types and bounded sizes."""
+    if not isinstance(raw, dict):
+        raise MalformedEvent(f"event is a {type(raw).__name__}, not an object")
+    etype = raw.get("type")
+    if not isinstance(etype, str) or len(etype) > MAX_EVENT_TYPE or not _EVENT_TYPE.match(etype):
+        raise MalformedEvent(f"bad event type {_preview(etype)}")
+    event: dict[str, Any] = {"type": etype, "local_received": local_received}
+    if etype.startswith("task-"):
+        uuid = raw.get("uuid")
+        if not isinstance(uuid, str) or not uuid or len(uuid) > MAX_IDENT:
+            raise MalformedEvent(f"{etype} without a usable uuid: {_preview(uuid)}")
+        event["uuid"] = uuid
+    for key, value in raw.items():
+        if key in event or key == "uuid":
+            continue
+        clean = _clean_field(key, value)
+        if clean is not None:
+            event[key] = clean
+    if etype.startswith("worker-") and not event.get("hostname"):
+        raise MalformedEvent(f"{etype} without a hostname")
+    return event
+
+
+def _clean_field(key: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if key in _TEXT_FIELDS:
+        return value  # the privacy filter masks, converts and caps these
+    if key in _IDENT_FIELDS:
+        return value[:MAX_IDENT] if isinstance(value, str) else None
+    if key in _INT_FIELDS:
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+    if key in _FLOAT_FIELDS:
+        return _finite(value)
+    if key in _BOOL_FIELDS:
+        return value if isinstance(value, bool) else None
+    if key in ("eta", "expires"):
+        return value[:64] if isinstance(value, str) else None
+    if key == "loadavg":
+        if isinstance(value, list | tuple) and len(value) <= 3:
+            numbers = [_finite(v) for v in value]
+            return numbers if all(n is not None for n in numbers) else None
+        return None
+    if key == "local_received" or not isinstance(key, str) or len(key) > MAX_EVENT_TYPE:
+        return None
+    return _bounded_json(value)
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _bounded_json(value: Any) -> Any:
+    """Keep custom fields, but never let one of them grow a row without bound."""
+    if isinstance(value, str):
+        return value[:MAX_EXTRA_TEXT]
+    if isinstance(value, bool | int | float):
+        return value if not isinstance(value, float) or math.isfinite(value) else None
+    text = json.dumps(value, default=repr)
+    if len(text) <= MAX_EXTRA_TEXT:
+        return value
+    return text[:MAX_EXTRA_TEXT]
+
+
+def _preview(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

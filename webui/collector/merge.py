@@ -1,0 +1,338 @@
+"""Merge rules: the state of a task from events that arrive late, twice, or out of order.
+
+Pure logic, no I/O: the writer loads a `TaskState`, applies events with `apply_task_event`, and writes the
+state back together with the returned `EventRecord`s. Celery's own `State` is not used because it forgets
+(LRU) and lets a second execution silently overwrite the first (celery-facts §1.5).
+
+The ordering key of a state is (attempt, delivery, rank):
+- *attempt* is the task's `retries` number. `task-sent`/`task-received` carry it; `task-started`,
+  `task-succeeded`, `task-failed`, `task-revoked` belong to the newest attempt seen; `task-retried` belongs to
+  the attempt that was last started, because the retried attempt's new `task-received` often arrives before it.
+- *delivery* counts redeliveries inside one attempt after `task-rejected(requeue=True)` or `task-cancelled`
+  (retries does not change on redelivery).
+- *rank* orders the phases of one delivery: PENDING < RECEIVED < STARTED < end (RETRY, terminal states).
+
+An event only moves the state forward along that key. Among terminal states of the same delivery Celery's
+precedence applies (SUCCESS > FAILURE > REVOKED > REJECTED). Every event is kept in the task's event log
+whatever it does to the state, so nothing is lost: a late `task-received` is recorded but does not move a
+finished task back; a second `task-started` of the same delivery (a duplicate execution) is counted in
+`executions` and recorded with its hostname, but does not overwrite the first worker.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+PENDING = "PENDING"
+RECEIVED = "RECEIVED"
+STARTED = "STARTED"
+SUCCESS = "SUCCESS"
+FAILURE = "FAILURE"
+RETRY = "RETRY"
+REVOKED = "REVOKED"
+REJECTED = "REJECTED"
+CANCELLED = "CANCELLED"
+
+TERMINAL_STATES = frozenset({SUCCESS, FAILURE, REVOKED, REJECTED})
+ALL_STATES = (PENDING, RECEIVED, STARTED, RETRY, CANCELLED, SUCCESS, FAILURE, REVOKED, REJECTED)
+
+# Phase rank inside one delivery; END covers RETRY, CANCELLED, requeued rejections and terminal states.
+_RANK_PENDING, _RANK_RECEIVED, _RANK_STARTED, _RANK_END = 0, 1, 2, 3
+_TERMINAL_PRECEDENCE = {SUCCESS: 4, FAILURE: 3, REVOKED: 2, REJECTED: 1}
+
+# Fields every event carries; they have columns of their own in task_event.
+COMMON_FIELDS = frozenset({"type", "uuid", "hostname", "timestamp", "utcoffset", "pid", "clock", "local_received"})
+
+# Event field -> task column, for fields that describe the task rather than one event.
+TASK_FIELDS = {
+    "name": "name", "args": "args", "kwargs": "kwargs", "result": "result", "retries": "retries",
+    "eta": "eta", "expires": "expires", "parent_id": "parent_id", "root_id": "root_id",
+    "queue": "queue", "exchange": "exchange", "routing_key": "routing_key",
+}
+# Set from the event of the newest attempt; older attempts only fill what is still empty.
+_ATTEMPT_FIELDS = ("args", "kwargs", "eta", "expires", "queue", "exchange", "routing_key")
+_FILL_ONLY_FIELDS = ("name", "parent_id", "root_id")
+# Kept in every event's data even when the task row holds the same text: each retry's own traceback must
+# survive the next retry overwriting the task row.
+_ALWAYS_IN_EVENT = frozenset({"exception", "traceback"})
+
+_TRANSITION_COLUMN = {
+    "task-sent": "sent_at", "task-received": "received_at", "task-started": "started_at",
+    "task-succeeded": "succeeded_at", "task-failed": "failed_at", "task-retried": "retried_at",
+    "task-revoked": "revoked_at", "task-rejected": "rejected_at", "task-cancelled": "cancelled_at",
+}
+_DETAIL_FIELDS = ("terminated", "signum", "expired", "requeue")
+
+
+@dataclass(slots=True)
+class TaskState:
+    """The mutable image of one `task` row while the writer merges a batch."""
+
+    uuid: str
+    id: int | None = None
+    name: str | None = None
+    state: str | None = None
+    args: str | None = None
+    kwargs: str | None = None
+    result: str | None = None
+    exception: str | None = None
+    traceback: str | None = None
+    worker: str | None = None
+    queue: str | None = None
+    exchange: str | None = None
+    routing_key: str | None = None
+    retries: int = 0
+    eta: str | None = None
+    expires: str | None = None
+    parent_id: str | None = None
+    root_id: str | None = None
+    sent_at: float | None = None
+    received_at: float | None = None
+    started_at: float | None = None
+    succeeded_at: float | None = None
+    failed_at: float | None = None
+    retried_at: float | None = None
+    revoked_at: float | None = None
+    rejected_at: float | None = None
+    cancelled_at: float | None = None
+    runtime: float | None = None
+    attempt: int = 0
+    delivery: int = 0
+    rank: int = -1
+    started_attempt: int = 0
+    started_delivery: int = 0
+    executions: int = 0
+    starts: int = 0
+    event_count: int = 0
+    detail: dict[str, Any] = field(default_factory=dict)
+    updated_at: float | None = None
+
+
+@dataclass(slots=True)
+class EventRecord:
+    """One row of a task's event log, as the writer stores it."""
+
+    seq: int
+    type: str
+    timestamp: float | None
+    received: float
+    hostname: str | None
+    pid: int | None
+    clock: int | None
+    source: str | None
+    data: str | None
+
+
+def apply_task_event(task: TaskState, event: dict[str, Any], source: str | None = None) -> EventRecord:
+    """Merge one sanitized task event into `task` and return the record for the event log."""
+    etype = event["type"]
+    ts = _number(event.get("timestamp"))
+    attempt = _event_attempt(task, etype, event)
+    handler = _STATE_HANDLERS.get(etype)
+    if source is not None and etype in ("task-started", "task-received") \
+            and not _is_newer(task, attempt, task.delivery, _RANK_STARTED):
+        handler = None  # a repair that confirms what we know is not another execution
+    if handler is not None:
+        handler(task, event, attempt, ts)
+    else:
+        _fill_task_fields(task, event, attempt)  # custom events (Task.send_event): logged, state kept
+    task.updated_at = _number(event.get("local_received"))
+    return _record(task, event, source)
+
+
+def _event_attempt(task: TaskState, etype: str, event: dict[str, Any]) -> int:
+    if etype in ("task-sent", "task-received"):
+        retries = event.get("retries")
+        if isinstance(retries, int) and not isinstance(retries, bool) and retries >= 0:
+            return retries
+        return task.attempt
+    if etype == "task-retried":
+        return task.started_attempt
+    return task.attempt
+
+
+def _is_newer(task: TaskState, attempt: int, delivery: int, rank: int) -> bool:
+    return (attempt, delivery, rank) > (task.attempt, task.delivery, task.rank)
+
+
+def _begin(task: TaskState, attempt: int) -> None:
+    """Reset what belongs to a single attempt when a newer attempt starts."""
+    if attempt > task.attempt:
+        task.delivery = 0
+        task.rank = -1
+        task.worker = None
+        task.started_at = task.succeeded_at = task.failed_at = None
+        task.revoked_at = task.rejected_at = task.cancelled_at = None
+        task.runtime = None
+        task.exception = task.traceback = None
+        task.result = None
+
+
+def _redelivery(task: TaskState, attempt: int) -> int:
+    """The delivery number of a received/started event: a new one after a requeue or cancellation."""
+    if attempt == task.attempt and task.state in (REJECTED, CANCELLED) and task.rank == _RANK_END \
+            and task.detail.get("requeue", task.state == CANCELLED):
+        return task.delivery + 1
+    return task.delivery if attempt == task.attempt else 0
+
+
+def _on_sent(task: TaskState, event: dict[str, Any], attempt: int, ts: float | None) -> None:
+    _fill_task_fields(task, event, attempt)
+    if task.sent_at is None:
+        task.sent_at = ts  # the first send: retries re-send, but the task was created then
+    if _is_newer(task, attempt, 0, _RANK_PENDING):
+        _begin(task, attempt)
+        _set_state(task, PENDING, attempt, 0, _RANK_PENDING)
+
+
+def _on_received(task: TaskState, event: dict[str, Any], attempt: int, ts: float | None) -> None:
+    _fill_task_fields(task, event, attempt)
+    delivery = _redelivery(task, attempt)
+    if _is_newer(task, attempt, delivery, _RANK_RECEIVED):
+        _begin(task, attempt)
+        _set_state(task, RECEIVED, attempt, delivery, _RANK_RECEIVED)
+        task.received_at = ts
+        task.worker = event.get("hostname") or task.worker
+    elif task.received_at is None:
+        task.received_at = ts
+
+
+def _on_started(task: TaskState, event: dict[str, Any], attempt: int, ts: float | None) -> None:
+    _fill_task_fields(task, event, attempt)
+    task.executions += 1
+    delivery = _redelivery(task, attempt)
+    if (attempt, delivery) > (task.started_attempt, task.started_delivery):
+        task.started_attempt, task.started_delivery, task.starts = attempt, delivery, 0
+    if (attempt, delivery) == (task.started_attempt, task.started_delivery):
+        task.starts += 1
+    if _is_newer(task, attempt, delivery, _RANK_STARTED):
+        _begin(task, attempt)
+        _set_state(task, STARTED, attempt, delivery, _RANK_STARTED)
+        task.started_at = ts
+        task.worker = event.get("hostname") or task.worker
+    elif task.started_at is None and attempt == task.attempt:
+        task.started_at = ts
+    if task.starts > 1 and (attempt, delivery) == (task.attempt, task.delivery):
+        # The same delivery started twice: a duplicate execution (visibility timeout, worker loss with
+        # acks_late). Both starts stay in the event log; the first worker stays on the task.
+        task.detail["duplicate_starts"] = task.starts - 1
+
+
+def _finisher(state: str):
+    """Handler for an event that ends a delivery (terminal or not)."""
+
+    def handle(task: TaskState, event: dict[str, Any], attempt: int, ts: float | None) -> None:
+        _fill_task_fields(task, event, attempt)
+        column = _TRANSITION_COLUMN[event["type"]]
+        if state == RETRY and ts is not None and (task.retried_at is None or ts > task.retried_at):
+            task.retried_at = ts  # the latest retry, even when the next attempt is already under way
+        if not _ends_delivery_wins(task, state, attempt):
+            if getattr(task, column) is None and attempt == task.attempt:
+                setattr(task, column, ts)
+            return
+        _begin(task, attempt)
+        _set_state(task, state, attempt, task.delivery if attempt == task.attempt else 0, _RANK_END)
+        setattr(task, column, ts)
+        if not task.worker and event.get("hostname"):
+            task.worker = event["hostname"]
+        _apply_outcome(task, event, state, ts)
+
+    return handle
+
+
+def _ends_delivery_wins(task: TaskState, new_state: str, attempt: int) -> bool:
+    if _is_newer(task, attempt, task.delivery if attempt == task.attempt else 0, _RANK_END):
+        return True
+    if attempt != task.attempt or task.rank != _RANK_END:
+        return False
+    # Two ends of the same delivery (a duplicate execution, or revoke racing success): Celery's precedence.
+    return _TERMINAL_PRECEDENCE.get(new_state, 0) > _TERMINAL_PRECEDENCE.get(task.state or "", 0)
+
+
+def _apply_outcome(task: TaskState, event: dict[str, Any], state: str, ts: float | None) -> None:
+    for key in _DETAIL_FIELDS:
+        if key in event:
+            task.detail[key] = event[key]
+    if state == SUCCESS:
+        task.result = event.get("result")
+        task.exception = task.traceback = None
+        runtime = _number(event.get("runtime"))
+        task.runtime = runtime if runtime is not None else _elapsed(task.started_at, ts)
+    elif state in (FAILURE, RETRY):
+        task.exception = event.get("exception")
+        task.traceback = event.get("traceback")
+        task.runtime = _elapsed(task.started_at, ts)
+    elif state == REJECTED and event.get("requeue") is not True:
+        task.detail["requeue"] = False
+
+
+def _set_state(task: TaskState, state: str, attempt: int, delivery: int, rank: int) -> None:
+    task.state = state
+    task.attempt = attempt
+    task.delivery = delivery
+    task.rank = rank
+
+
+def _fill_task_fields(task: TaskState, event: dict[str, Any], attempt: int) -> None:
+    newest = attempt >= task.attempt
+    for key in _ATTEMPT_FIELDS:
+        value = event.get(key)
+        if value is not None and (newest or getattr(task, key) is None):
+            setattr(task, key, value)
+    for key in _FILL_ONLY_FIELDS:
+        value = event.get(key)
+        if value is not None and getattr(task, key) is None:
+            setattr(task, key, value)
+    retries = event.get("retries")
+    if isinstance(retries, int) and not isinstance(retries, bool) and retries > task.retries:
+        task.retries = retries
+
+
+def _record(task: TaskState, event: dict[str, Any], source: str | None) -> EventRecord:
+    data = {}
+    for key, value in event.items():
+        if key in COMMON_FIELDS or value is None:
+            continue
+        column = TASK_FIELDS.get(key)
+        if column is not None and key not in _ALWAYS_IN_EVENT and getattr(task, column) == value:
+            continue  # stored once, in the task row
+        data[key] = value
+    seq = task.event_count
+    task.event_count += 1
+    return EventRecord(
+        seq=seq,
+        type=event["type"],
+        timestamp=_number(event.get("timestamp")),
+        received=_number(event.get("local_received")) or 0.0,
+        hostname=event.get("hostname"),
+        pid=event.get("pid") if isinstance(event.get("pid"), int) else None,
+        clock=event.get("clock") if isinstance(event.get("clock"), int) else None,
+        source=source,
+        data=json.dumps(data, separators=(",", ":"), default=repr) if data else None,
+    )
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _elapsed(start: float | None, end: float | None) -> float | None:
+    if start is None or end is None or end < start:
+        return None
+    return end - start
+
+
+_STATE_HANDLERS = {
+    "task-sent": _on_sent,
+    "task-received": _on_received,
+    "task-started": _on_started,
+    "task-succeeded": _finisher(SUCCESS),
+    "task-failed": _finisher(FAILURE),
+    "task-retried": _finisher(RETRY),
+    "task-revoked": _finisher(REVOKED),
+    "task-rejected": _finisher(REJECTED),
+    "task-cancelled": _finisher(CANCELLED),
+}

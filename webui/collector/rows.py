@@ -1,0 +1,179 @@
+"""SQL for the writer's hot path: load task states, write tasks, events and workers in bulk.
+
+Plain prepared statements with `executemany` inside the writer's transaction: per-row ORM objects would cost
+more than the merge itself at tens of thousands of events per second. Only the leading collector's writer
+thread calls these (one writer per database), which is what makes writer-assigned task ids safe.
+"""
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import fields
+from typing import Any
+
+from peewee import Database
+
+from webui.collector.merge import EventRecord, TaskState
+from webui.collector.workers import Transition, WorkerState
+
+TASK_COLUMNS = tuple(f.name for f in fields(TaskState))
+_TASK_DATA_COLUMNS = tuple(c for c in TASK_COLUMNS if c not in ("id", "uuid"))
+WORKER_COLUMNS = tuple(f.name for f in fields(WorkerState) if f.name not in ("id", "processed_baseline"))
+EVENT_COLUMNS = ("task_id", "seq", "type", "timestamp", "received", "hostname", "pid", "clock", "source", "data")
+_LOAD_CHUNK = 500
+
+
+class TaskCache:
+    """Recently touched task states by uuid, so most merges need no read (bounded: memory stays flat)."""
+
+    def __init__(self, capacity: int = 20_000) -> None:
+        self.capacity = capacity
+        self._states: OrderedDict[str, TaskState] = OrderedDict()
+
+    def get(self, uuid: str) -> TaskState | None:
+        state = self._states.get(uuid)
+        if state is not None:
+            self._states.move_to_end(uuid)
+        return state
+
+    def put(self, state: TaskState) -> None:
+        self._states[state.uuid] = state
+        self._states.move_to_end(state.uuid)
+        while len(self._states) > self.capacity:
+            self._states.popitem(last=False)
+
+    def forget(self, uuids: Iterable[str]) -> None:
+        for uuid in uuids:
+            self._states.pop(uuid, None)
+
+    def clear(self) -> None:
+        self._states.clear()
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+
+class Rows:
+    """Statements bound to one database; `p` is its parameter placeholder."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        p = db.param
+        self._select_tasks = f"SELECT {', '.join(TASK_COLUMNS)} FROM task WHERE uuid IN ({{}})"
+        self._insert_task = (f"INSERT INTO task ({', '.join(TASK_COLUMNS)}) "
+                             f"VALUES ({', '.join([p] * len(TASK_COLUMNS))})")
+        self._update_task = (f"UPDATE task SET {', '.join(f'{c} = {p}' for c in _TASK_DATA_COLUMNS)} "
+                             f"WHERE id = {p}")
+        self._insert_event = (f"INSERT INTO task_event ({', '.join(EVENT_COLUMNS)}) "
+                              f"VALUES ({', '.join([p] * len(EVENT_COLUMNS))})")
+        self._insert_worker = (f"INSERT INTO worker ({', '.join(WORKER_COLUMNS)}) "
+                               f"VALUES ({', '.join([p] * len(WORKER_COLUMNS))})")
+        self._update_worker = (f"UPDATE worker SET {', '.join(f'{c} = {p}' for c in WORKER_COLUMNS)} "
+                               f"WHERE id = {p}")
+        self._insert_transition = (f"INSERT INTO worker_event (worker_id, online, at, reason) "
+                                   f"VALUES ({p}, {p}, {p}, {p})")
+
+    # -- tasks -----------------------------------------------------------------------------------------
+    def next_task_id(self) -> int:
+        row = self.db.execute_sql("SELECT MAX(id) FROM task").fetchone()
+        return (row[0] or 0) + 1
+
+    def load_tasks(self, uuids: list[str]) -> dict[str, TaskState]:
+        found: dict[str, TaskState] = {}
+        p = self.db.param
+        for start in range(0, len(uuids), _LOAD_CHUNK):
+            chunk = uuids[start:start + _LOAD_CHUNK]
+            cursor = self.db.execute_sql(self._select_tasks.format(", ".join([p] * len(chunk))), chunk)
+            for row in cursor.fetchall():
+                state = TaskState(**dict(zip(TASK_COLUMNS, row, strict=True)))
+                state.detail = json.loads(state.detail) if state.detail else {}  # type: ignore[arg-type]
+                found[state.uuid] = state
+        return found
+
+    def write_tasks(self, new: list[TaskState], changed: list[TaskState]) -> None:
+        cursor = self.db.cursor()
+        if new:
+            cursor.executemany(self._insert_task, [_task_values(t, TASK_COLUMNS) for t in new])
+        if changed:
+            cursor.executemany(self._update_task,
+                               [(*_task_values(t, _TASK_DATA_COLUMNS), t.id) for t in changed])
+
+    def write_events(self, records: list[tuple[int, EventRecord]]) -> None:
+        if records:
+            self.db.cursor().executemany(self._insert_event, [
+                (task_id, r.seq, r.type, r.timestamp, r.received, r.hostname, r.pid, r.clock, r.source, r.data)
+                for task_id, r in records
+            ])
+
+    # -- workers ---------------------------------------------------------------------------------------
+    def load_workers(self) -> dict[str, WorkerState]:
+        columns = ("id", *WORKER_COLUMNS)
+        cursor = self.db.execute_sql(f"SELECT {', '.join(columns)} FROM worker")
+        workers = {}
+        for row in cursor.fetchall():
+            values = dict(zip(columns, row, strict=True))
+            values["online"] = bool(values["online"])
+            workers[values["hostname"]] = WorkerState(**values)
+        return workers
+
+    def write_workers(self, workers: Iterable[WorkerState], transitions: list[Transition],
+                      by_host: dict[str, WorkerState]) -> None:
+        cursor = self.db.cursor()
+        updates = []
+        for worker in workers:
+            values = tuple(getattr(worker, c) for c in WORKER_COLUMNS)
+            if worker.id is None:
+                worker.id = self._insert_returning_id(self._insert_worker, values)
+            else:
+                updates.append((*values, worker.id))
+        if updates:
+            cursor.executemany(self._update_worker, updates)
+        if transitions:
+            cursor.executemany(self._insert_transition, [
+                (by_host[t.hostname].id, t.online, t.at, t.reason) for t in transitions])
+
+    def _insert_returning_id(self, sql: str, values: tuple[Any, ...]) -> int:
+        cursor = self.db.execute_sql(sql + " RETURNING id", values)
+        return int(cursor.fetchone()[0])
+
+    # -- gaps and status -------------------------------------------------------------------------------
+    def open_gap(self, started_at: float, kind: str, reason: str) -> int:
+        p = self.db.param
+        return self._insert_returning_id(
+            f"INSERT INTO collector_gap (started_at, kind, reason) VALUES ({p}, {p}, {p})",
+            (started_at, kind, reason))
+
+    def close_gap(self, gap_id: int, ended_at: float, events_lost: int | None = None) -> None:
+        p = self.db.param
+        self.db.execute_sql(
+            f"UPDATE collector_gap SET ended_at = {p}, events_lost = COALESCE({p}, events_lost) WHERE id = {p}",
+            (ended_at, events_lost, gap_id))
+
+    def open_gaps(self) -> list[tuple[int, str]]:
+        return list(self.db.execute_sql("SELECT id, kind FROM collector_gap WHERE ended_at IS NULL").fetchall())
+
+    def last_heartbeat(self) -> float | None:
+        row = self.db.execute_sql("SELECT heartbeat_at FROM collector_status WHERE id = 1").fetchone()
+        return row[0] if row else None
+
+    def write_status(self, values: dict[str, Any]) -> None:
+        p = self.db.param
+        columns = list(values)
+        updated = self.db.execute_sql(
+            f"UPDATE collector_status SET {', '.join(f'{c} = {p}' for c in columns)} WHERE id = 1",
+            [values[c] for c in columns]).rowcount
+        if not updated:
+            self.db.execute_sql(
+                f"INSERT INTO collector_status (id, {', '.join(columns)}) "
+                f"VALUES (1, {', '.join([p] * len(columns))})", [values[c] for c in columns])
+
+
+def _task_values(task: TaskState, columns: tuple[str, ...]) -> tuple[Any, ...]:
+    values = []
+    for column in columns:
+        value = getattr(task, column)
+        if column == "detail":
+            value = json.dumps(value, separators=(",", ":")) if value else None
+        values.append(value)
+    return tuple(values)

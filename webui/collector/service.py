@@ -1,0 +1,199 @@
+"""The collector: leadership, the subscription with reconnects, gaps, and its helper loops.
+
+`Collector.run()` is a loop of terms: start a writer (which waits for the leader lock), and once it leads,
+subscribe to the broker until told to stop or until the writer loses leadership. Broker errors are retried
+with capped exponential backoff and full jitter; each outage is recorded as a gap and followed by a
+reconciliation. When a collector takes over from a dead one, the time since the previous leader's last
+heartbeat is recorded as a gap too: the store never pretends it saw what it did not.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import socket
+import threading
+import time
+from typing import Any
+
+from celery import Celery
+from peewee import Database
+
+from webui.collector import reconcile
+from webui.collector.leader import leader_lock
+from webui.collector.subscriber import MalformedCounter, make_subscriber
+from webui.collector.writer import GAP_BROKER, GAP_COLLECTOR_DOWN, CollectorStats, Writer
+from webui.privacy import Redactor
+from webui.store.database import open_database
+
+log = logging.getLogger(__name__)
+
+BACKOFF_START = 1.0
+BACKOFF_CAP = 30.0
+
+
+def backoff_delays(start: float = BACKOFF_START, cap: float = BACKOFF_CAP):
+    """Capped exponential backoff with full jitter: many monitors must not reconnect in lockstep."""
+    ceiling = start
+    while True:
+        yield random.uniform(start / 2, ceiling)
+        ceiling = min(ceiling * 2, cap)
+
+
+class Collector:
+    def __init__(self, settings: Any, app: Celery, db: Database | None = None) -> None:
+        self.settings = settings
+        self.app = app
+        self.db = db or open_database(settings.database)
+        self.stats = CollectorStats(leader=f"{socket.gethostname()}:{os.getpid()}", broker=_broker_uri(app))
+        self.redactor = Redactor.from_settings(settings)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.writer: Writer | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="webui-collector", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop subscribing and flush what was received before returning."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def leading(self) -> bool:
+        return self.writer is not None and self.writer.leading.is_set() and self.writer.is_alive()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            writer = self._new_writer()
+            try:
+                self._term(writer)
+            finally:
+                writer.stop()
+                self.stats.connected = False
+            if writer.failed is not None and not self._stop.is_set():
+                log.warning("collector stepped down: %s", writer.failed)
+                self._stop.wait(1.0)
+
+    def _new_writer(self) -> Writer:
+        s = self.settings
+        self.writer = Writer(
+            self.db, self.redactor, self.stats, lock=leader_lock(self.db),
+            batch_interval=s.batch_interval, batch_size=s.batch_size,
+            offline_heartbeats=s.worker_offline_heartbeats, no_task_events_warning=s.no_task_events_warning)
+        self.writer.start()
+        return self.writer
+
+    def _term(self, writer: Writer) -> None:
+        while not writer.leading.wait(0.5):
+            if self._stop.is_set() or not writer.is_alive():
+                return
+        log.info("collector leading for %s (broker %s)", self.stats.leader, self.stats.broker)
+        if writer.previous_heartbeat is not None:
+            writer.open_gap(GAP_COLLECTOR_DOWN, "the collector was not running (restart, crash or handover "
+                            "between collectors)", started_at=writer.previous_heartbeat)
+        helpers = self._start_helpers(writer)
+        try:
+            self._subscribe_until_stopped(writer)
+        finally:
+            for helper in helpers:
+                helper.join(2.0)
+
+    # -- the subscription ------------------------------------------------------------------------------
+    def _subscribe_until_stopped(self, writer: Writer) -> None:
+        delays = backoff_delays()
+        on_malformed = MalformedCounter(self.stats)
+
+        def should_stop() -> bool:
+            return self._stop.is_set() or not writer.is_alive()
+
+        def on_connected() -> None:
+            nonlocal delays
+            delays = backoff_delays()
+            self._on_connected(writer)
+
+        while not should_stop():
+            subscriber = make_subscriber(self.app, on_malformed)
+            try:
+                subscriber.run(writer.put_events, on_connected, should_stop)
+            except Exception as exc:  # noqa: BLE001 - any broker failure: record, back off, reconnect
+                self._on_disconnected(writer, exc)
+                self._stop.wait(next(delays))
+
+    def _on_connected(self, writer: Writer) -> None:
+        now = time.time()
+        self.stats.connected = True
+        self.stats.connected_since = now
+        writer.close_gap(GAP_COLLECTOR_DOWN, now)
+        writer.close_gap(GAP_BROKER, now)
+        # Every (re)connection follows a blind interval, even the first (tasks already running).
+        if self.settings.reconcile:
+            threading.Thread(target=self._reconcile, args=(writer, now), name="webui-reconcile",
+                             daemon=True).start()
+        writer.previous_heartbeat = None
+        self.stats.last_error = None
+
+    def _on_disconnected(self, writer: Writer, exc: Exception) -> None:
+        reason = f"{type(exc).__name__}: {exc}"
+        if self.stats.connected:
+            log.warning("lost the broker connection (%s); reconnecting", reason)
+            writer.open_gap(GAP_BROKER, f"broker connection lost: {reason}")
+        else:
+            log.warning("cannot connect to the broker %s (%s); retrying", self.stats.broker, reason)
+        self.stats.connected = False
+        self.stats.last_error = reason
+
+    def _reconcile(self, writer: Writer, gap_ended: float) -> None:
+        try:
+            reconcile.reconcile(self.app, self.db, writer, timeout=self.settings.inspect_timeout,
+                                gap_ended=gap_ended)
+        except Exception as exc:  # noqa: BLE001 - a failed repair leaves states as they were, never worse
+            log.warning("reconciliation after the gap failed: %s", exc)
+
+    # -- helper loops ----------------------------------------------------------------------------------
+    def _start_helpers(self, writer: Writer) -> list[threading.Thread]:
+        helpers = []
+        if self.settings.enable_events:
+            helpers.append(threading.Thread(target=self._enable_events_loop, args=(writer,),
+                                            name="webui-enable-events", daemon=True))
+        for helper in helpers:
+            helper.start()
+        return helpers
+
+    def _enable_events_loop(self, writer: Writer) -> None:
+        """Broadcast `enable_events` so workers started without -E send task events (as Flower does)."""
+        interval = self.settings.enable_events_interval
+        while not self._stop.is_set() and writer.is_alive():
+            if self.stats.connected:
+                try:
+                    self.app.control.enable_events()
+                except Exception as exc:  # noqa: BLE001 - the subscription loop reports broker trouble
+                    log.debug("enable_events broadcast failed: %s", exc)
+            self._stop.wait(interval)
+
+
+def _broker_uri(app: Celery) -> str:
+    try:
+        return app.connection_for_read().as_uri()
+    except Exception:  # noqa: BLE001 - an unparsable URL is reported when connecting
+        return str(app.conf.broker_url)
+
+
+def run_collector(settings: Any, app: Celery) -> None:
+    """`webui collect`: run the collector in the foreground until SIGINT or SIGTERM, then flush and exit."""
+    collector = Collector(settings, app)
+    stopped = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("received %s: flushing and stopping", signal.Signals(signum).name)
+        stopped.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    collector.start()
+    stopped.wait()
+    collector.stop()

@@ -1,0 +1,389 @@
+"""The writer thread: the only code that writes events to the database.
+
+The subscriber hands over decoded messages with `put_events` (an append to a deque: it never waits on the
+database, so Redis never disconnects it as a slow subscriber). The writer wakes every `batch_interval` seconds
+(or sooner when `batch_size` events are waiting), then for the whole batch: validates and sanitizes each event,
+merges it into its task's state (webui.collector.merge), and writes tasks, events, workers, gaps and its own
+status in ONE transaction. So the interval bounds what a SIGKILL can lose: events not yet committed, at most
+`batch_interval` seconds plus the time one commit takes.
+
+If a commit fails (database locked, PostgreSQL restarting) the same batch is merged again from the raw events
+and retried with backoff, while the subscriber keeps buffering; nothing is dropped unless the buffer reaches
+`max_buffered_events`, and then the loss is counted and recorded as a gap.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from peewee import Database
+
+from webui.collector import merge, workers
+from webui.collector.decode import MalformedEvent, normalise
+from webui.collector.leader import STANDBY_POLL, LeaderLock, NoLock
+from webui.collector.rows import Rows, TaskCache
+from webui.privacy import Redactor
+
+log = logging.getLogger(__name__)
+
+GAP_COLLECTOR_DOWN = "collector-down"
+GAP_BROKER = "broker-disconnected"
+GAP_OVERFLOW = "buffer-overflow"
+
+
+@dataclass
+class CollectorStats:
+    """Counters and connection state shared by the collector's threads; the writer persists them."""
+
+    leader: str = ""
+    broker: str = ""
+    started_at: float = field(default_factory=time.time)
+    connected: bool = False
+    connected_since: float | None = None
+    last_event_at: float | None = None
+    last_task_event_at: float | None = None
+    events_total: int = 0
+    events_malformed: int = 0  # counted by the writer
+    messages_malformed: int = 0  # counted by the subscriber (undecodable messages)
+    events_dropped: int = 0
+    last_error: str | None = None
+    warning: str | None = None
+    last_commit_at: float | None = None
+    commit_error: str | None = None
+
+
+@dataclass
+class _Batch:
+    items: list[tuple[str, Any, float]]
+    events: int
+
+
+class LostLeadership(RuntimeError):
+    """Another collector holds the lock now: this one must stop writing."""
+
+
+class Writer(threading.Thread):
+    """Waits for the leader lock, then writes batches until stopped (see the module docstring)."""
+
+    def __init__(self, db: Database, redactor: Redactor, stats: CollectorStats, *,
+                 lock: LeaderLock | None = None,
+                 batch_interval: float = 0.25, batch_size: int = 5000, offline_heartbeats: float = 3.0,
+                 no_task_events_warning: float = 60.0, max_buffered_events: int = 2_000_000,
+                 clock: Callable[[], float] = time.time) -> None:
+        super().__init__(name="webui-writer", daemon=True)
+        self.db = db
+        self.lock = lock or NoLock()
+        self.rows = Rows(db)
+        self.redactor = redactor
+        self.stats = stats
+        self.batch_interval = batch_interval
+        self.batch_size = batch_size
+        self.offline_heartbeats = offline_heartbeats
+        self.no_task_events_warning = no_task_events_warning
+        self.max_buffered_events = max_buffered_events
+        self.clock = clock
+        self._inbox: collections.deque[tuple[str, Any, float]] = collections.deque()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._enqueued = 0  # written by producers only
+        self._dequeued = 0  # written by this thread only
+        self._cache = TaskCache()
+        self._workers: dict[str, workers.WorkerState] = {}
+        self._next_id = 1
+        self._open_gaps: dict[str, int] = {}
+        self._overflowing = False
+        self._malformed_logged_at = 0.0
+        self.leading = threading.Event()
+        self.previous_heartbeat: float | None = None
+        self.failed: BaseException | None = None
+
+    # -- producers (any thread) --------------------------------------------------------------------------
+    def put_events(self, raw_events: list[Any], received: float) -> None:
+        """Hand over the events of one message. Never blocks; drops (counted) only past the buffer bound."""
+        if self.pending() >= self.max_buffered_events:
+            self.stats.events_dropped += len(raw_events)
+            if not self._overflowing:
+                self._overflowing = True
+                self._control("gap-open", (GAP_OVERFLOW, "the writer fell behind and the event buffer was "
+                                           f"full ({self.max_buffered_events} events): events were dropped"))
+            return
+        if self._overflowing:
+            self._overflowing = False
+            self._control("gap-close", (GAP_OVERFLOW,))
+        self._inbox.append(("events", raw_events, received))
+        self._enqueued += len(raw_events)
+        if self.pending() >= self.batch_size:
+            self._wake.set()
+
+    def put_repairs(self, events: list[dict[str, Any]], source: str) -> None:
+        """Synthetic task events from inspect or the result backend; merged by the same rules."""
+        self._inbox.append(("repair", (events, source), self.clock()))
+        self._wake.set()
+
+    def open_gap(self, kind: str, reason: str, started_at: float | None = None) -> None:
+        self._control("gap-open", (kind, reason), started_at)
+
+    def close_gap(self, kind: str, ended_at: float | None = None) -> None:
+        self._control("gap-close", (kind,), ended_at)
+
+    def _control(self, op: str, args: tuple[Any, ...], at: float | None = None) -> None:
+        self._inbox.append((op, args, at if at is not None else self.clock()))
+        self._wake.set()
+
+    def pending(self) -> int:
+        return self._enqueued - self._dequeued
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Flush what is buffered, then stop."""
+        self._stopping.set()
+        self._wake.set()
+        self.join(timeout)
+
+    # -- the thread ------------------------------------------------------------------------------------
+    def run(self) -> None:
+        try:
+            with self.db.connection_context():
+                if not self._wait_for_leadership():
+                    return
+                try:
+                    self._start()
+                    self.leading.set()
+                    self._loop()
+                finally:
+                    self.lock.release()
+        except BaseException as exc:  # noqa: BLE001 - reported to the service, which resigns leadership
+            self.failed = exc
+            if not isinstance(exc, LostLeadership):
+                log.exception("collector writer stopped")
+
+    def _wait_for_leadership(self) -> bool:
+        while not self._stopping.is_set():
+            if self.lock.acquire():
+                return True
+            self._stopping.wait(STANDBY_POLL)
+        return False
+
+    def _start(self) -> None:
+        self.previous_heartbeat = self.rows.last_heartbeat()
+        self._workers = self.rows.load_workers()
+        self._next_id = self.rows.next_task_id()
+        self._open_gaps = {kind: gap_id for gap_id, kind in self.rows.open_gaps()}
+
+    def _loop(self) -> None:
+        next_tick = 0.0
+        while True:
+            stopping = self._stopping.is_set()
+            batch = self._drain()
+            now = self.clock()
+            if batch.items or now >= next_tick or stopping:
+                self._commit_with_retry(batch, tick=now >= next_tick or stopping)
+                if now >= next_tick:
+                    next_tick = now + 1.0
+            if stopping and not self._inbox:
+                return
+            if not self._inbox or self.pending() < self.batch_size:
+                self._wake.wait(self.batch_interval)
+                self._wake.clear()
+
+    def _drain(self) -> _Batch:
+        items, events = [], 0
+        while self._inbox and events < self.batch_size:
+            item = self._inbox.popleft()
+            items.append(item)
+            if item[0] == "events":
+                events += len(item[1])
+        return _Batch(items, events)
+
+    def _commit_with_retry(self, batch: _Batch, tick: bool) -> None:
+        delay = 0.1
+        while True:
+            try:
+                self._commit(batch, tick)
+                self._dequeued += batch.events
+                self.stats.commit_error = None
+                return
+            except LostLeadership:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any database error: retry, never drop the batch
+                self._forget_unsaved(batch)
+                self.stats.commit_error = f"{type(exc).__name__}: {exc}"
+                log.warning("database write failed (%s); retrying in %.1fs", self.stats.commit_error, delay)
+                if self._stopping.is_set() and delay > 5:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                self._reconnect()
+
+    def _reconnect(self) -> None:
+        try:
+            self.db.close()
+        except Exception:  # noqa: BLE001 - the connection may already be gone
+            pass
+        try:
+            self.db.connect(reuse_if_open=True)
+        except Exception as exc:  # noqa: BLE001
+            log.debug("database reconnect failed: %s", exc)
+            return
+        # A new connection holds no advisory lock: win it back before writing, or step down.
+        if not self.lock.holds() and not self.lock.acquire():
+            raise LostLeadership("another collector took over while the database connection was down")
+
+    def _forget_unsaved(self, batch: _Batch) -> None:
+        """After a rollback the in-memory images are ahead of the database: reload them next time."""
+        self._cache.clear()
+        try:
+            self._workers = self.rows.load_workers()
+        except Exception:  # noqa: BLE001 - retried on the next attempt
+            self._workers = {}
+
+    # -- one transaction -------------------------------------------------------------------------------
+    def _commit(self, batch: _Batch, tick: bool) -> None:
+        task_events, worker_events, malformed = self._sort(batch)
+        controls = [item for item in batch.items if item[0] in ("gap-open", "gap-close")]
+        with self.db.atomic():
+            touched_workers, transitions = self._merge_workers(worker_events, task_events)
+            new, changed, records = self._merge_tasks(task_events)
+            self.rows.write_tasks(new, changed)
+            self.rows.write_events(records)
+            if tick:
+                transitions += workers.sweep(list(self._workers.values()), self.clock(), self.offline_heartbeats)
+                touched_workers.update(t.hostname for t in transitions)
+                self._check_task_events_flowing()
+            self.rows.write_workers([self._workers[h] for h in touched_workers], transitions, self._workers)
+            self._apply_controls(controls)
+            self._count(batch, task_events, malformed)
+            if tick or batch.items:
+                self.rows.write_status(self._status_values())
+        for state in new + changed:
+            self._cache.put(state)
+        self.stats.last_commit_at = self.clock()
+        for t in transitions:
+            log.info("worker %s is %s (%s)", t.hostname, "online" if t.online else "offline", t.reason)
+
+    def _sort(self, batch: _Batch) -> tuple[list[tuple[dict[str, Any], str | None]], list[dict[str, Any]], int]:
+        task_events: list[tuple[dict[str, Any], str | None]] = []
+        worker_events: list[dict[str, Any]] = []
+        malformed = 0
+        clean = self.redactor.clean_event
+        for kind, payload, received in batch.items:
+            if kind not in ("events", "repair"):
+                continue
+            source = payload[1] if kind == "repair" else None
+            for raw in (payload[0] if kind == "repair" else payload):
+                try:
+                    event = normalise(raw, received)
+                except MalformedEvent as exc:
+                    malformed += 1
+                    self._log_malformed(exc)
+                    continue
+                etype = event["type"]
+                if etype.startswith("task-"):
+                    task_events.append((clean(event), source))
+                elif etype.startswith("worker-"):
+                    worker_events.append(event)
+        return task_events, worker_events, malformed
+
+    def _merge_tasks(self, task_events: list[tuple[dict[str, Any], str | None]]):
+        states = self._load_states({e["uuid"] for e, _ in task_events})
+        new_ids: set[str] = set()
+        records = []
+        for event, source in task_events:
+            uuid = event["uuid"]
+            state = states.get(uuid)
+            if state is None:
+                state = states[uuid] = merge.TaskState(uuid=uuid, id=self._next_id)
+                self._next_id += 1
+                new_ids.add(uuid)
+            records.append((state.id, merge.apply_task_event(state, event, source)))
+        new = [states[u] for u in new_ids]
+        changed = [s for u, s in states.items() if u not in new_ids]
+        return new, changed, records
+
+    def _load_states(self, uuids: set[str]) -> dict[str, merge.TaskState]:
+        states: dict[str, merge.TaskState] = {}
+        missing = []
+        for uuid in uuids:
+            state = self._cache.get(uuid)
+            if state is None:
+                missing.append(uuid)
+            else:
+                states[uuid] = state
+        if missing:
+            states.update(self.rows.load_tasks(missing))
+        return states
+
+    def _merge_workers(self, worker_events, task_events) -> tuple[set[str], list[workers.Transition]]:
+        touched: set[str] = set()
+        transitions: list[workers.Transition] = []
+        for event in worker_events:
+            worker = self._worker(event["hostname"], event["local_received"])
+            transition = workers.apply_worker_event(worker, event)
+            touched.add(worker.hostname)
+            if transition:
+                transitions.append(transition)
+        for event, source in task_events:
+            worker = self._workers.get(event.get("hostname") or "")
+            if worker is not None and source is None:
+                transition = workers.touch_from_task_event(worker, event["local_received"])
+                touched.add(worker.hostname)
+                if transition:
+                    transitions.append(transition)
+        return touched, transitions
+
+    def _worker(self, hostname: str, received: float) -> workers.WorkerState:
+        worker = self._workers.get(hostname)
+        if worker is None:
+            worker = self._workers[hostname] = workers.WorkerState(hostname, received, received)
+        return worker
+
+    def _apply_controls(self, controls: list[tuple[str, Any, float]]) -> None:
+        for op, args, at in controls:
+            kind = args[0]
+            if op == "gap-open" and kind not in self._open_gaps:
+                self._open_gaps[kind] = self.rows.open_gap(at, kind, args[1])
+            elif op == "gap-close" and kind in self._open_gaps:
+                lost = self.stats.events_dropped if kind == GAP_OVERFLOW else None
+                self.rows.close_gap(self._open_gaps.pop(kind), at, lost)
+
+    def _count(self, batch: _Batch, task_events: list, malformed: int) -> None:
+        stats = self.stats
+        stats.events_total += batch.events
+        stats.events_malformed += malformed
+        if batch.events:
+            stats.last_event_at = batch.items[-1][2]
+        if any(source is None for _, source in task_events):
+            stats.last_task_event_at = self.clock()
+
+    def _check_task_events_flowing(self) -> None:
+        silent = workers.silent_task_event_workers(
+            [w for w in self._workers.values()], self.clock(), self.no_task_events_warning)
+        warning = None
+        if silent:
+            names = ", ".join(f"{host} ({n} tasks)" for host, n in silent[:5])
+            warning = (f"No task events from workers that are running tasks: {names}. Start workers with -E "
+                       "(worker_send_task_events=True), or keep enable_events on so the monitor turns them on.")
+        if warning != self.stats.warning:
+            if warning:
+                log.warning(warning)
+            self.stats.warning = warning
+
+    def _status_values(self) -> dict[str, Any]:
+        s = self.stats
+        return {
+            "leader": s.leader, "broker": s.broker, "connected": s.connected, "started_at": s.started_at,
+            "connected_since": s.connected_since, "heartbeat_at": self.clock(),
+            "last_event_at": s.last_event_at, "last_task_event_at": s.last_task_event_at,
+            "events_total": s.events_total, "events_malformed": s.events_malformed + s.messages_malformed,
+            "events_dropped": s.events_dropped, "last_error": s.last_error, "warning": s.warning,
+        }
+
+    def _log_malformed(self, exc: MalformedEvent) -> None:
+        now = self.clock()
+        if now - self._malformed_logged_at >= 10:  # a flood of garbage must not flood the log too
+            self._malformed_logged_at = now
+            log.warning("malformed event ignored (%s); %d so far", exc, self.stats.events_malformed + 1)

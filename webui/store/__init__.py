@@ -1,0 +1,1 @@
+"""The durable store: database binding, models, migrations and read queries."""

@@ -1,0 +1,95 @@
+"""Open the database named by a URL: SQLite by default, PostgreSQL for scale.
+
+SQLite runs in WAL mode with `synchronous=NORMAL` (a committed transaction survives a SIGKILL of this
+process; only an OS crash or power loss can take the last commits), a busy timeout so readers and the single
+writer wait for each other instead of failing, and `BEGIN IMMEDIATE` so a write transaction takes the lock up
+front rather than failing half-way. PostgreSQL uses psycopg 3 through a connection pool.
+"""
+from __future__ import annotations
+
+import os
+from urllib.parse import parse_qsl, unquote, urlparse
+
+from peewee import Database, DatabaseProxy, SqliteDatabase
+from playhouse.pool import PooledPostgresqlDatabase
+
+# Models are bound to this proxy; `bind_models` points it at the opened database (one per process).
+database_proxy = DatabaseProxy()
+
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "synchronous": "normal",
+    "busy_timeout": 10_000,
+    "cache_size": -32_000,  # 32 MB page cache
+    "foreign_keys": 0,
+    "temp_store": "memory",
+}
+
+
+class DatabaseURLError(ValueError):
+    """The database URL cannot be used; the message says why."""
+
+
+def open_database(url: str) -> Database:
+    """Return an unconnected peewee database for `url` (`sqlite:///path` or `postgresql://…`)."""
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        return _open_sqlite(parsed.path, url)
+    if parsed.scheme in ("postgresql", "postgres"):
+        return _open_postgresql(parsed)
+    raise DatabaseURLError(f"unsupported database URL {redact_url(url)!r}: use sqlite:///PATH or postgresql://…")
+
+
+def _open_sqlite(path: str, url: str) -> SqliteDatabase:
+    # sqlite:////abs/path -> path "//abs/path"; sqlite:///rel/path -> "/rel/path" (relative to cwd).
+    if path.startswith("//"):
+        path = path[1:]
+    elif path.startswith("/"):
+        path = path[1:]
+    if not path:
+        raise DatabaseURLError(f"no file path in {url!r}: use sqlite:///PATH")
+    path = unquote(path)
+    if path != ":memory:":
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, exist_ok=True)
+    return SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, lock_type="IMMEDIATE", check_same_thread=False)
+
+
+def _open_postgresql(parsed) -> PooledPostgresqlDatabase:
+    name = unquote(parsed.path.lstrip("/"))
+    if not name:
+        raise DatabaseURLError("no database name in the PostgreSQL URL")
+    options = dict(parse_qsl(parsed.query))
+    kwargs: dict[str, object] = {
+        "host": parsed.hostname or None,
+        "port": parsed.port or None,
+        "user": unquote(parsed.username) if parsed.username else None,
+        "password": unquote(parsed.password) if parsed.password else None,
+        **options,
+    }
+    max_connections = int(kwargs.pop("max_connections", 32))  # type: ignore[call-overload]
+    return PooledPostgresqlDatabase(
+        name,
+        prefer_psycopg3=True,
+        max_connections=max_connections,
+        stale_timeout=300,
+        timeout=10,
+        **{k: v for k, v in kwargs.items() if v is not None},
+    )
+
+
+def is_sqlite(db: Database) -> bool:
+    return isinstance(db, SqliteDatabase)
+
+
+def bind_models(db: Database) -> None:
+    database_proxy.initialize(db)
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced by ***, for logs and pages."""
+    parsed = urlparse(url)
+    if not parsed.password:
+        return url
+    netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@", 1)
+    return parsed._replace(netloc=netloc).geturl()

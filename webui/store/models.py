@@ -1,0 +1,148 @@
+"""Peewee models of the latest schema, bound to `database_proxy`.
+
+The collector's writer does not use these on its hot path (it writes batches with prepared statements); pages
+and the API read through them. Migrations keep their own frozen copies, so editing a model here never changes
+what an old migration creates.
+"""
+from __future__ import annotations
+
+from peewee import (
+    BooleanField,
+    CharField,
+    CompositeKey,
+    FloatField,
+    IntegerField,
+    Model,
+    TextField,
+)
+
+from webui.store.database import database_proxy
+
+
+class BaseModel(Model):
+    class Meta:
+        database = database_proxy
+        legacy_table_names = False
+
+
+class Task(BaseModel):
+    """One row per task id; times are the sender's epoch seconds, `updated_at` the collector's."""
+
+    id = IntegerField(primary_key=True)
+    uuid = CharField(max_length=255, unique=True)
+    name = CharField(max_length=255, null=True, index=True)
+    state = CharField(max_length=16, index=True)
+    args = TextField(null=True)
+    kwargs = TextField(null=True)
+    result = TextField(null=True)
+    exception = TextField(null=True)
+    traceback = TextField(null=True)
+    worker = CharField(max_length=255, null=True)
+    queue = CharField(max_length=255, null=True)
+    exchange = CharField(max_length=255, null=True)
+    routing_key = CharField(max_length=255, null=True)
+    retries = IntegerField(default=0)
+    eta = CharField(max_length=64, null=True)
+    expires = CharField(max_length=64, null=True)
+    parent_id = CharField(max_length=255, null=True)
+    root_id = CharField(max_length=255, null=True)
+    sent_at = FloatField(null=True)
+    received_at = FloatField(null=True)
+    started_at = FloatField(null=True)
+    succeeded_at = FloatField(null=True)
+    failed_at = FloatField(null=True)
+    retried_at = FloatField(null=True)
+    revoked_at = FloatField(null=True)
+    rejected_at = FloatField(null=True)
+    cancelled_at = FloatField(null=True)
+    runtime = FloatField(null=True)
+    # Merge bookkeeping (webui.collector.merge): where the current state sits and how it got there.
+    attempt = IntegerField(default=0)
+    delivery = IntegerField(default=0)
+    rank = IntegerField(default=-1)
+    started_attempt = IntegerField(default=0)
+    started_delivery = IntegerField(default=0)
+    starts = IntegerField(default=0)
+    executions = IntegerField(default=0)
+    event_count = IntegerField(default=0)
+    detail = TextField(null=True)  # JSON: terminated, signum, expired, requeue, duplicate_starts
+    updated_at = FloatField(index=True)
+
+
+class TaskEvent(BaseModel):
+    """A task's events in arrival order: `timestamp` as sent, `received` when the collector got it."""
+
+    task_id = IntegerField()
+    seq = IntegerField()
+    type = CharField(max_length=64)
+    timestamp = FloatField(null=True)
+    received = FloatField()
+    hostname = CharField(max_length=255, null=True)
+    pid = IntegerField(null=True)
+    clock = IntegerField(null=True)
+    source = CharField(max_length=16, null=True)  # None: the event stream; "inspect", "backend": repairs
+    data = TextField(null=True)  # JSON of the fields the task row does not hold
+
+    class Meta:
+        primary_key = CompositeKey("task_id", "seq")
+
+
+class Worker(BaseModel):
+    hostname = CharField(max_length=255, unique=True)
+    pid = IntegerField(null=True)
+    sw_ident = CharField(max_length=255, null=True)
+    sw_ver = CharField(max_length=255, null=True)
+    sw_sys = CharField(max_length=255, null=True)
+    freq = FloatField(null=True)
+    loadavg = CharField(max_length=255, null=True)  # JSON list of 3
+    processed = IntegerField(null=True)
+    active = IntegerField(null=True)
+    online = BooleanField(default=False)
+    status_changed_at = FloatField(null=True)
+    offline_reason = CharField(max_length=64, null=True)
+    first_seen = FloatField()
+    last_seen = FloatField()  # collector clock: any event from this worker
+    last_heartbeat = FloatField(null=True)  # collector clock
+    heartbeat_timestamp = FloatField(null=True)  # the worker's own clock
+    utcoffset = FloatField(null=True)
+    last_task_event_at = FloatField(null=True)
+
+
+class WorkerEvent(BaseModel):
+    """Online/offline transitions of a worker, with the reason (`worker-offline` or a heartbeat timeout)."""
+
+    worker_id = IntegerField(index=True)
+    online = BooleanField()
+    at = FloatField()
+    reason = CharField(max_length=64)
+
+
+class CollectorGap(BaseModel):
+    """An interval when the collector could not see events (restart, broker outage, buffer overflow)."""
+
+    started_at = FloatField()
+    ended_at = FloatField(null=True)
+    kind = CharField(max_length=32)
+    reason = TextField()
+    events_lost = IntegerField(null=True)
+
+
+class CollectorStatus(BaseModel):
+    """One row: the leading collector's heartbeat, connection state and counters."""
+
+    leader = CharField(max_length=255)
+    broker = CharField(max_length=1024, null=True)
+    connected = BooleanField(default=False)
+    started_at = FloatField()
+    connected_since = FloatField(null=True)
+    heartbeat_at = FloatField()
+    last_event_at = FloatField(null=True)
+    last_task_event_at = FloatField(null=True)
+    events_total = IntegerField(default=0)
+    events_malformed = IntegerField(default=0)
+    events_dropped = IntegerField(default=0)
+    last_error = TextField(null=True)
+    warning = TextField(null=True)
+
+
+ALL_MODELS = (Task, TaskEvent, Worker, WorkerEvent, CollectorGap, CollectorStatus)
