@@ -20,11 +20,13 @@ from typing import Any
 from celery import Celery
 from peewee import Database
 
+from webui.celery_app import safe_broker_url
 from webui.collector import reconcile
 from webui.collector.leader import leader_lock
 from webui.collector.subscriber import MalformedCounter, make_subscriber
 from webui.collector.writer import GAP_BROKER, GAP_COLLECTOR_DOWN, CollectorStats, Writer
 from webui.privacy import Redactor
+from webui.settings import mask_url_password
 from webui.store.database import open_database
 
 log = logging.getLogger(__name__)
@@ -178,9 +180,9 @@ class Collector:
 
 def _broker_uri(app: Celery) -> str:
     try:
-        return app.connection_for_read().as_uri()
+        return safe_broker_url(app)
     except Exception:  # noqa: BLE001 - an unparsable URL is reported when connecting
-        return str(app.conf.broker_url)
+        return mask_url_password(str(app.conf.broker_url))
 
 
 def run_collector(settings: Any, app: Celery) -> None:

@@ -13,6 +13,8 @@ from urllib.parse import parse_qsl, unquote, urlparse
 from peewee import Database, DatabaseProxy, SqliteDatabase
 from playhouse.pool import PooledPostgresqlDatabase
 
+from webui.settings import mask_url_password
+
 # Models are bound to this proxy; `bind_models` points it at the opened database (one per process).
 database_proxy = DatabaseProxy()
 
@@ -37,7 +39,8 @@ def open_database(url: str) -> Database:
         return _open_sqlite(parsed.path, url)
     if parsed.scheme in ("postgresql", "postgres"):
         return _open_postgresql(parsed)
-    raise DatabaseURLError(f"unsupported database URL {redact_url(url)!r}: use sqlite:///PATH or postgresql://…")
+    raise DatabaseURLError(
+        f"unsupported database URL {mask_url_password(url)!r}: use sqlite:///PATH or postgresql://…")
 
 
 def _open_sqlite(path: str, url: str) -> SqliteDatabase:
@@ -85,11 +88,3 @@ def is_sqlite(db: Database) -> bool:
 def bind_models(db: Database) -> None:
     database_proxy.initialize(db)
 
-
-def redact_url(url: str) -> str:
-    """The URL with its password replaced by ***, for logs and pages."""
-    parsed = urlparse(url)
-    if not parsed.password:
-        return url
-    netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@", 1)
-    return parsed._replace(netloc=netloc).geturl()

@@ -10,7 +10,7 @@ from peewee import (
     BooleanField,
     CharField,
     CompositeKey,
-    FloatField,
+    DoubleField,
     IntegerField,
     Model,
     TextField,
@@ -46,16 +46,16 @@ class Task(BaseModel):
     expires = CharField(max_length=64, null=True)
     parent_id = CharField(max_length=255, null=True)
     root_id = CharField(max_length=255, null=True)
-    sent_at = FloatField(null=True)
-    received_at = FloatField(null=True)
-    started_at = FloatField(null=True)
-    succeeded_at = FloatField(null=True)
-    failed_at = FloatField(null=True)
-    retried_at = FloatField(null=True)
-    revoked_at = FloatField(null=True)
-    rejected_at = FloatField(null=True)
-    cancelled_at = FloatField(null=True)
-    runtime = FloatField(null=True)
+    sent_at = DoubleField(null=True)
+    received_at = DoubleField(null=True)
+    started_at = DoubleField(null=True)
+    succeeded_at = DoubleField(null=True)
+    failed_at = DoubleField(null=True)
+    retried_at = DoubleField(null=True)
+    revoked_at = DoubleField(null=True)
+    rejected_at = DoubleField(null=True)
+    cancelled_at = DoubleField(null=True)
+    runtime = DoubleField(null=True)
     # Merge bookkeeping (webui.collector.merge): where the current state sits and how it got there.
     attempt = IntegerField(default=0)
     delivery = IntegerField(default=0)
@@ -66,7 +66,7 @@ class Task(BaseModel):
     executions = IntegerField(default=0)
     event_count = IntegerField(default=0)
     detail = TextField(null=True)  # JSON: terminated, signum, expired, requeue, duplicate_starts
-    updated_at = FloatField(index=True)
+    updated_at = DoubleField(index=True)
 
 
 class TaskEvent(BaseModel):
@@ -75,8 +75,8 @@ class TaskEvent(BaseModel):
     task_id = IntegerField()
     seq = IntegerField()
     type = CharField(max_length=64)
-    timestamp = FloatField(null=True)
-    received = FloatField()
+    timestamp = DoubleField(null=True)
+    received = DoubleField()
     hostname = CharField(max_length=255, null=True)
     pid = IntegerField(null=True)
     clock = IntegerField(null=True)
@@ -93,19 +93,19 @@ class Worker(BaseModel):
     sw_ident = CharField(max_length=255, null=True)
     sw_ver = CharField(max_length=255, null=True)
     sw_sys = CharField(max_length=255, null=True)
-    freq = FloatField(null=True)
+    freq = DoubleField(null=True)
     loadavg = CharField(max_length=255, null=True)  # JSON list of 3
     processed = IntegerField(null=True)
     active = IntegerField(null=True)
     online = BooleanField(default=False)
-    status_changed_at = FloatField(null=True)
+    status_changed_at = DoubleField(null=True)
     offline_reason = CharField(max_length=64, null=True)
-    first_seen = FloatField()
-    last_seen = FloatField()  # collector clock: any event from this worker
-    last_heartbeat = FloatField(null=True)  # collector clock
-    heartbeat_timestamp = FloatField(null=True)  # the worker's own clock
-    utcoffset = FloatField(null=True)
-    last_task_event_at = FloatField(null=True)
+    first_seen = DoubleField()
+    last_seen = DoubleField()  # collector clock: any event from this worker
+    last_heartbeat = DoubleField(null=True)  # collector clock
+    heartbeat_timestamp = DoubleField(null=True)  # the worker's own clock
+    utcoffset = DoubleField(null=True)
+    last_task_event_at = DoubleField(null=True)
 
 
 class WorkerEvent(BaseModel):
@@ -113,15 +113,15 @@ class WorkerEvent(BaseModel):
 
     worker_id = IntegerField(index=True)
     online = BooleanField()
-    at = FloatField()
+    at = DoubleField()
     reason = CharField(max_length=64)
 
 
 class CollectorGap(BaseModel):
     """An interval when the collector could not see events (restart, broker outage, buffer overflow)."""
 
-    started_at = FloatField()
-    ended_at = FloatField(null=True)
+    started_at = DoubleField()
+    ended_at = DoubleField(null=True)
     kind = CharField(max_length=32)
     reason = TextField()
     events_lost = IntegerField(null=True)
@@ -133,11 +133,11 @@ class CollectorStatus(BaseModel):
     leader = CharField(max_length=255)
     broker = CharField(max_length=1024, null=True)
     connected = BooleanField(default=False)
-    started_at = FloatField()
-    connected_since = FloatField(null=True)
-    heartbeat_at = FloatField()
-    last_event_at = FloatField(null=True)
-    last_task_event_at = FloatField(null=True)
+    started_at = DoubleField()
+    connected_since = DoubleField(null=True)
+    heartbeat_at = DoubleField()
+    last_event_at = DoubleField(null=True)
+    last_task_event_at = DoubleField(null=True)
     events_total = IntegerField(default=0)
     events_malformed = IntegerField(default=0)
     events_dropped = IntegerField(default=0)

@@ -1,12 +1,12 @@
 """Schema v2: the history of each worker's online/offline transitions (frozen copy)."""
-from peewee import BooleanField, CharField, FloatField, IntegerField, Model
+from peewee import BooleanField, CharField, DoubleField, IntegerField, Model
 
 
 def up(migrator, db):
     class WorkerEvent(Model):
         worker_id = IntegerField(index=True)
         online = BooleanField()
-        at = FloatField()
+        at = DoubleField()
         reason = CharField(max_length=64)
 
         class Meta:

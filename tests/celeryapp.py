@@ -1,0 +1,66 @@
+"""The Celery app the integration tests' real worker runs (`celery -A tests.celeryapp worker`).
+
+The broker comes from env WEBUI_TEST_BROKER so the session fixture can point the worker and the test process
+at the same Redis database. Tasks are named `tests.celeryapp.<function>`.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+from celery import Celery, Task
+
+BROKER_URL = os.environ.get("WEBUI_TEST_BROKER", "redis://127.0.0.1:6379/1")
+
+app = Celery("tests.celeryapp", broker=BROKER_URL, backend=BROKER_URL)
+app.conf.update(
+    task_send_sent_event=True,
+    worker_send_task_events=True,
+    task_track_started=True,
+    worker_prefetch_multiplier=1,
+    # Same transport options in every process (worker, tests, WebUI), or broadcasts and redelivery disagree.
+    broker_transport_options={"visibility_timeout": 3600},
+    broker_connection_retry_on_startup=True,
+)
+
+
+def configure(broker_url: str) -> Celery:
+    """Point this process's app at `broker_url` (broker and result backend); the worker reads the env."""
+    app.conf.update(broker_url=broker_url, result_backend=broker_url)
+    return app
+
+
+@app.task
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+@app.task
+def fail(message: str) -> None:
+    raise ValueError(message)
+
+
+@app.task(bind=True)
+def retry_twice(self: Task) -> str:
+    if self.request.retries < 2:
+        raise self.retry(countdown=0.1)
+    return "done after 2 retries"
+
+
+@app.task
+def sleep(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+@app.task
+def kill_self() -> None:
+    """SIGKILL the pool process running this task: the worker reports WorkerLostError and replaces it."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@app.task
+def echo(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    return {"args": args, "kwargs": kwargs}

@@ -1,0 +1,39 @@
+"""`webui serve`: the page and /healthcheck, which is 200 only with a writable store and a connected collector."""
+from __future__ import annotations
+
+import pytest
+
+from tests import celeryapp as tasks
+from tests.support.waiting import wait_for
+
+
+def test_the_page_counts_tasks_and_workers_and_health_is_ok(worker, database_url, run_webui):
+    server = run_webui("serve", "--broker", worker.broker_url, "--database", database_url,
+                       "--batch-interval", "0.1", "--no-enable-events")
+    server.wait_http("/healthcheck", 200, timeout=30)
+    assert server.get("/healthcheck").body == "OK"
+    failed = tasks.fail.delay("for the page")
+    wait_for(lambda: "FAILURE" in server.get("/").body and worker.hostname in server.get("/").body,
+             timeout=20, message="page never showed the failure and the worker")
+    page = server.get("/")
+    assert page.status == 200 and "online" in page.body
+    assert failed.id  # the failure reached the store, counted on the page
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_health_is_503_with_the_reason_when_the_broker_is_gone(private_redis, database_url, run_webui):
+    server = run_webui("serve", "--broker", private_redis.url(0), "--database", database_url,
+                       "--no-enable-events")
+    server.wait_http("/healthcheck", 200, timeout=30)
+    private_redis.stop()
+    response = server.wait_http("/healthcheck", 503, timeout=20)
+    assert "not connected to the broker" in response.body
+    private_redis.start()
+    server.wait_http("/healthcheck", 200, timeout=40)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_health_is_503_when_no_collector_runs(redis_db, database_url, run_webui):
+    server = run_webui("serve", "--broker", redis_db, "--database", database_url, "--no-embedded-collector")
+    response = server.wait_http("/healthcheck", 503, timeout=30)
+    assert "no collector has run" in response.body

@@ -1,0 +1,1 @@
+"""Helpers behind the test fixtures: services (Redis, PostgreSQL, RabbitMQ), child processes, waiting."""

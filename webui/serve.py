@@ -1,0 +1,98 @@
+"""Serve the web UI under gunicorn: `gthread` workers, so WebSockets can hold a thread each."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+from celery import Celery
+from gunicorn.app.base import BaseApplication
+
+from webui.celery_app import safe_broker_url
+from webui.settings import Settings, mask_url_password
+
+logger = logging.getLogger(__name__)
+
+GRACEFUL_TIMEOUT = 5  # seconds; open WebSockets would otherwise hold shutdown for gunicorn's 30 s
+
+
+def migrate_database(settings: Settings) -> list[str]:
+    """Create or upgrade the schema; returns the migrations applied. Closes the connection afterwards,
+    so no database handle crosses gunicorn's fork."""
+    from webui.store.database import open_database
+    from webui.store.schema import upgrade
+
+    db = open_database(settings.database)
+    try:
+        return upgrade(db)
+    finally:
+        # A pool only parks a closed connection; empty it so no socket is inherited by the workers.
+        close_all = getattr(db, "close_all", None)
+        if callable(close_all):
+            close_all()
+        else:
+            db.close()
+
+
+def run_server(settings: Settings, celery_app: Celery, *, migrate: bool = True) -> None:
+    """Migrate (once, before any worker starts), then run gunicorn until SIGINT/SIGTERM."""
+    if migrate:
+        migrate_database(settings)
+    print(f"Celery WebUI: {public_url(settings.address, settings.port)}", file=sys.stderr, flush=True)
+    logger.info("broker: %s", safe_broker_url(celery_app))
+    logger.info("database: %s", mask_url_password(settings.database))
+    WebUIApplication(settings, celery_app).run()
+
+
+class WebUIApplication(BaseApplication):
+    """gunicorn configured from our settings; each worker builds its own Flask app after the fork."""
+
+    def __init__(self, settings: Settings, celery_app: Celery) -> None:
+        self.settings = settings
+        self.celery_app = celery_app
+        super().__init__(prog="webui")
+
+    def load_config(self) -> None:
+        for key, value in gunicorn_options(self.settings).items():
+            if key in self.cfg.settings:  # control_socket_disable only exists in gunicorn >= 25.1
+                self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        from webui.app import create_app
+
+        return create_app(self.settings, self.celery_app)
+
+
+def gunicorn_options(settings: Settings) -> dict[str, object]:
+    """The gunicorn settings we run with."""
+    return {
+        "bind": [bind_address(settings.address, settings.port)],
+        "worker_class": "gthread",
+        "workers": settings.workers,
+        "threads": settings.threads,
+        "preload_app": False,
+        "graceful_timeout": GRACEFUL_TIMEOUT,
+        "accesslog": None,
+        "errorlog": "-",
+        "loglevel": settings.log_level,
+        "proc_name": "celery-webui",
+        # gunicorn >= 25.1 opens a control socket at one fixed path per user by default; a second
+        # instance (or any other gunicorn) would fight over it.
+        "control_socket_disable": True,
+    }
+
+
+def bind_address(address: str, port: int) -> str:
+    """`host:port` for gunicorn, with IPv6 addresses bracketed."""
+    if ":" in address and not address.startswith("["):
+        return f"[{address}]:{port}"
+    return f"{address}:{port}"
+
+
+def public_url(address: str, port: int) -> str:
+    """The URL to print; a wildcard address is shown as this host's name."""
+    host = os.uname().nodename if address in ("0.0.0.0", "::", "[::]") else address
+    return f"http://{bind_address(host, port)}/"
+

@@ -1,0 +1,505 @@
+"""Every setting as data, and the loader that resolves them into one frozen `Settings`.
+
+Precedence, highest first: command-line flag > `WEBUI_<NAME>` environment variable (or
+`WEBUI_<NAME>_FILE`, whose file holds the value) > TOML config file > default.
+Every parser fails loudly with a message that names where the bad value came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+ENV_PREFIX = "WEBUI_"
+DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
+TYPES = ("str", "int", "float", "bool", "list", "choice")
+
+_TOML_KINDS = {"int": "integer", "float": "number", "bool": "boolean (true or false)",
+               "list": "array of strings"}
+_BOOL_WORDS = {
+    "true": True, "1": True, "yes": True, "on": True,
+    "false": False, "0": False, "no": False, "off": False,
+}
+
+
+class SettingsError(Exception):
+    """A setting could not be loaded; the message says which one, from where, and why."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: everything the loader, the command line and the docs need to know about it."""
+
+    name: str
+    type: str
+    default: object
+    help: str
+    group: str
+    secret: bool = False
+    flags: tuple[str, ...] = ()
+    choices: tuple[str, ...] = ()
+    min: float | None = None
+    max: float | None = None
+    optional: bool = False  # None is a valid value ("not set")
+    default_doc: str | None = None  # shown instead of `default` when the default is computed
+    check: Callable[[Any], str | None] | None = None  # returns a problem, or None when fine
+    in_config_file: bool = True  # may be set in the TOML file and through WEBUI_<NAME>_FILE
+
+    def __post_init__(self) -> None:
+        if self.type not in TYPES:
+            raise ValueError(f"setting {self.name}: unknown type {self.type!r}")
+        if not self.flags:
+            object.__setattr__(self, "flags", ("--" + self.name.replace("_", "-"),))
+
+    @property
+    def env_var(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+    @property
+    def long_flag(self) -> str:
+        return next(flag for flag in self.flags if flag.startswith("--"))
+
+    def default_text(self) -> str:
+        """The default as the docs and `--help` show it."""
+        if self.default_doc is not None:
+            return self.default_doc
+        return format_value(self, self.default)
+
+
+def _valid_database_url(url: str) -> str | None:
+    if not re.match(r"^(sqlite:///.|postgres(ql)?://)", url):
+        return "must be a sqlite:///PATH or postgresql://… URL"
+    return None
+
+
+def _valid_broker_url(url: str) -> str | None:
+    if "://" not in url:
+        return "must be a broker URL such as redis://host:6379/0 or amqp://user@host//"
+    return None
+
+
+def _valid_regexes(patterns: tuple[str, ...]) -> str | None:
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            return f"{pattern!r} is not a valid regular expression: {exc}"
+    return None
+
+
+CONNECTION, SERVER, COLLECTOR, SENSITIVE = "connection", "server", "collector", "sensitive data"
+GROUPS = (CONNECTION, SERVER, COLLECTOR, SENSITIVE)
+
+SETTINGS: tuple[Setting, ...] = (
+    # connection
+    Setting("app", "str", None, "Celery app to monitor, as for `celery -A`: proj, proj.celery or proj:app.",
+            CONNECTION, optional=True, flags=("-A", "--app")),
+    Setting("broker", "str", None,
+            f"Broker URL; overrides the app's broker_url. Without app and broker: {DEFAULT_BROKER}.",
+            CONNECTION, secret=True, optional=True, flags=("-b", "--broker"), check=_valid_broker_url),
+    Setting("database", "str", None, "Database URL: sqlite:///PATH or postgresql://user:pass@host/db.",
+            CONNECTION, secret=True, default_doc="sqlite:///<data_dir>/webui.sqlite3",
+            check=_valid_database_url),
+    Setting("data_dir", "str", None, "Directory for the default SQLite database.", CONNECTION,
+            default_doc="$XDG_DATA_HOME/celery-webui, else ~/.local/share/celery-webui"),
+    Setting("config", "str", None, "TOML config file whose keys are setting names.", CONNECTION,
+            optional=True, in_config_file=False),
+    # server
+    Setting("address", "str", "127.0.0.1", "Address to listen on (IPv4 or IPv6).", SERVER),
+    Setting("port", "int", 5555, "Port to listen on.", SERVER, min=1, max=65535),
+    Setting("workers", "int", 1, "Web server (gunicorn) processes.", SERVER, min=1),
+    Setting("threads", "int", 32, "Threads per web server process; each open live page holds one.",
+            SERVER, min=1),
+    Setting("log_level", "choice", "info", "Log level.", SERVER,
+            choices=("debug", "info", "warning", "error")),
+    # collector
+    Setting("embedded_collector", "bool", True,
+            "Run the event collector inside the web server; with several processes or hosts exactly one "
+            "leads.", COLLECTOR),
+    Setting("enable_events", "bool", True,
+            "Periodically broadcast enable_events so workers started without -E send task events.",
+            COLLECTOR),
+    Setting("enable_events_interval", "float", 5.0, "Seconds between enable_events broadcasts.",
+            COLLECTOR, min=1),
+    Setting("batch_interval", "float", 0.25,
+            "Most seconds between database commits; bounds what a crash can lose.", COLLECTOR,
+            min=0.01, max=1.0),
+    Setting("batch_size", "int", 5000, "Most events per database commit.", COLLECTOR, min=1),
+    Setting("worker_offline_heartbeats", "float", 3.0,
+            "A worker is offline after this many of its heartbeat intervals pass without an event from it.",
+            COLLECTOR, min=1.5),
+    Setting("reconcile", "bool", True,
+            "After a gap in events, ask workers for active, reserved and scheduled tasks and repair task "
+            "states.", COLLECTOR),
+    Setting("inspect_timeout", "float", 2.0, "Seconds to wait for workers' replies to inspect calls.",
+            COLLECTOR, min=0.1, max=60),
+    Setting("no_task_events_warning", "float", 60.0,
+            "Seconds workers may be online without sending task events before the UI warns.",
+            COLLECTOR, min=1),
+    # sensitive data
+    Setting("store_args", "bool", True, "Store task args and kwargs.", SENSITIVE),
+    Setting("store_results", "bool", True, "Store task results.", SENSITIVE),
+    Setting("mask_keys", "list",
+            ("password", "passwd", "pwd", "secret", "token", "api_key", "apikey", "access_key",
+             "private_key", "authorization", "credentials", "cookie", "session_id"),
+            "Values of keys containing any of these (case-insensitive) are stored as '***'.", SENSITIVE),
+    Setting("mask_patterns", "list", (), "Extra regular expressions; matching text is stored as ***.",
+            SENSITIVE, check=_valid_regexes),
+    Setting("mask_card_numbers", "bool", True, "Mask payment card numbers in stored text.", SENSITIVE),
+    Setting("max_args_size", "int", 10000, "Bytes kept of args, and of kwargs.", SENSITIVE, min=0),
+    Setting("max_result_size", "int", 10000, "Bytes kept of a task result.", SENSITIVE, min=0),
+    Setting("max_traceback_size", "int", 65536, "Bytes kept of a traceback, and of exception text.",
+            SENSITIVE, min=0),
+)
+
+BY_NAME: dict[str, Setting] = {setting.name: setting for setting in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The effective settings; `sources` says where each value came from."""
+
+    app: str | None
+    broker: str | None
+    database: str
+    data_dir: str
+    config: str | None
+    address: str
+    port: int
+    workers: int
+    threads: int
+    log_level: str
+    embedded_collector: bool
+    enable_events: bool
+    enable_events_interval: float
+    batch_interval: float
+    batch_size: int
+    worker_offline_heartbeats: float
+    reconcile: bool
+    inspect_timeout: float
+    no_task_events_warning: float
+    store_args: bool
+    store_results: bool
+    mask_keys: tuple[str, ...]
+    mask_patterns: tuple[str, ...]
+    mask_card_numbers: bool
+    max_args_size: int
+    max_result_size: int
+    max_traceback_size: int
+    sources: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def replace(self, **changes: object) -> Settings:
+        """A copy with `changes` applied, validated like any other source (source "code")."""
+        values = {setting.name: getattr(self, setting.name) for setting in SETTINGS}
+        sources = dict(self.sources)
+        for name, raw in changes.items():
+            setting = _lookup(name, "replace()")
+            values[name] = _parse(setting, raw, f"setting {name}")
+            sources[name] = "code"
+        # A computed default follows what it was computed from.
+        if "data_dir" in changes and sources.get("database", "default") == "default":
+            values["database"] = _default_database(str(values["data_dir"]))
+        return Settings(**values, sources=sources)
+
+    def display(self) -> list[tuple[str, str, str]]:
+        """(name, value, source) for every setting, with passwords in secret URLs masked."""
+        return [
+            (setting.name, format_value(setting, getattr(self, setting.name)),
+             self.sources.get(setting.name, "default"))
+            for setting in SETTINGS
+        ]
+
+
+def load_settings(
+    cli_values: Mapping[str, object] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Resolve every setting: flag > WEBUI_<NAME> / WEBUI_<NAME>_FILE > config file > default.
+
+    `cli_values` holds only the flags actually given (already typed values or raw strings).
+    """
+    cli = dict(cli_values or {})
+    env = os.environ if environ is None else environ
+    for name in cli:
+        _lookup(name, "command line")
+    config_path = _config_path(cli, env)
+    file_values = _read_config_file(config_path) if config_path else {}
+
+    values: dict[str, object] = {}
+    sources: dict[str, str] = {}
+    for setting in SETTINGS:
+        found = _raw_value(setting, cli, env, file_values, config_path)
+        if found is None:
+            values[setting.name] = setting.default
+            sources[setting.name] = "default"
+            continue
+        raw, source, where = found
+        values[setting.name] = _parse(setting, raw, where, typed=source.startswith("config file"))
+        sources[setting.name] = source
+
+    if sources["data_dir"] == "default":
+        values["data_dir"] = _default_data_dir(env)
+    if sources["database"] == "default":
+        values["database"] = _default_database(str(values["data_dir"]))
+    return Settings(**values, sources=sources)  # type: ignore[arg-type]
+
+
+def default_settings(**changes: object) -> Settings:
+    """Defaults (ignoring WEBUI_* variables and config files) with `changes` applied; for tests."""
+    return load_settings(environ=_xdg_only(os.environ)).replace(**changes)
+
+
+def format_value(setting: Setting, value: object) -> str:
+    """A value written the way the environment variable would take it; secret URLs masked."""
+    if value is None:
+        return "(not set)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (tuple, list)):
+        return ",".join(str(item) for item in value) if value else "(none)"
+    if setting.secret:
+        return mask_url_password(str(value))
+    return str(value)
+
+
+_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:@/\s;]*:)[^@/\s;]+@")
+_QUERY_SECRET = re.compile(r"(?P<head>[?&](?:password|passwd|pwd|secret|token)=)[^&\s;]*", re.IGNORECASE)
+
+
+def mask_url_password(text: str) -> str:
+    """`redis://:pw@host` → `redis://:***@host` (every URL in `text`, and password= query values)."""
+    text = _URL_PASSWORD.sub(r"\g<head>***@", text)
+    return _QUERY_SECRET.sub(r"\g<head>***", text)
+
+
+# -- resolving ---------------------------------------------------------------------------------------
+
+
+def _lookup(name: str, where: str) -> Setting:
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise SettingsError(f"{where}: unknown setting {name!r}{_suggest(name)}") from None
+
+
+def _suggest(name: str) -> str:
+    candidates = difflib.get_close_matches(name.replace("-", "_").lower(), list(BY_NAME), n=1)
+    return f" (did you mean {candidates[0]!r}?)" if candidates else ""
+
+
+def _config_path(cli: Mapping[str, object], env: Mapping[str, str]) -> str | None:
+    if cli.get("config") is not None:
+        return str(cli["config"])
+    return env.get(BY_NAME["config"].env_var) or None
+
+
+def _read_config_file(path: str) -> dict[str, object]:
+    try:
+        with open(path, "rb") as file:
+            document = tomllib.load(file)
+    except OSError as exc:
+        raise SettingsError(f"config file {path}: cannot read it: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"config file {path}: not valid TOML: {exc}") from None
+    for key in document:
+        setting = BY_NAME.get(key)
+        if setting is None:
+            raise SettingsError(f"config file {path}: unknown setting {key!r}{_suggest(key)}")
+        if not setting.in_config_file:
+            raise SettingsError(f"config file {path}: {key!r} cannot be set in a config file")
+    return document
+
+
+def _raw_value(
+    setting: Setting,
+    cli: Mapping[str, object],
+    env: Mapping[str, str],
+    file_values: Mapping[str, object],
+    config_path: str | None,
+) -> tuple[object, str, str] | None:
+    """(raw value, source, where-for-errors) from the strongest source that has one, else None."""
+    if setting.name in cli:
+        return cli[setting.name], "flag", setting.long_flag
+    var, file_var = setting.env_var, setting.env_var + "_FILE"
+    has_file_var = setting.in_config_file and file_var in env
+    if var in env and has_file_var:
+        raise SettingsError(f"{var} and {file_var} are both set; set only one of them")
+    if var in env:
+        return env[var], f"env {var}", var
+    if has_file_var:
+        path = env[file_var]
+        try:
+            with open(path, encoding="utf-8") as file:
+                text = file.read().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise SettingsError(f"{file_var}: cannot read {path}: {problem}") from None
+        return text, f"env {file_var}", f"{file_var} ({path})"
+    if setting.name in file_values:
+        where = f"config file {config_path}, key {setting.name!r}"
+        return file_values[setting.name], f"config file {config_path}", where
+    return None
+
+
+def _parse(setting: Setting, raw: object, where: str, *, typed: bool = False) -> object:
+    """Convert and validate; `typed` values (from TOML) must already have the setting's own type."""
+    try:
+        if typed and isinstance(raw, str) and setting.type not in ("str", "choice"):
+            kind = _TOML_KINDS[setting.type]
+            raise ValueError(f"expected a TOML {kind}, got the string {_shown(setting, raw)}")
+        value = _convert(setting, raw)
+        problem = _check_bounds(setting, value)
+        if problem is None and value is not None and setting.check is not None:
+            problem = setting.check(value)
+    except ValueError as exc:
+        problem = str(exc)
+    if problem is not None:
+        raise SettingsError(f"{where}: {problem}")
+    return value
+
+
+def _convert(setting: Setting, raw: object) -> object:
+    """Turn a raw value (text from flags and env, or a TOML/Python value) into the setting's type."""
+    shown = _shown(setting, raw)
+    if setting.type == "bool":
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.strip().lower() in _BOOL_WORDS:
+            return _BOOL_WORDS[raw.strip().lower()]
+        raise ValueError(f"expected true/false (or 1/0, yes/no, on/off), got {shown}")
+    if setting.type == "int":
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str):
+            try:
+                return int(raw.strip())
+            except ValueError:
+                pass
+        raise ValueError(f"expected a whole number, got {shown}")
+    if setting.type == "float":
+        return _convert_float(raw, shown)
+    if setting.type == "list":
+        return _convert_list(raw, shown)
+    if not isinstance(raw, str):
+        raise ValueError(f"expected text, got {shown}")
+    if setting.type == "choice":
+        choice = raw.strip().lower()
+        if choice not in setting.choices:
+            raise ValueError(f"expected one of {', '.join(setting.choices)}, got {shown}")
+        return choice
+    if not raw.strip():
+        if setting.optional:
+            return None
+        raise ValueError("must not be empty")
+    if setting.name == "data_dir":
+        return os.path.abspath(os.path.expanduser(raw))
+    return raw
+
+
+def _convert_float(raw: object, shown: str) -> float:
+    value: float | None = None
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        value = float(raw)
+    elif isinstance(raw, str):
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            value = None
+    if value is None or not math.isfinite(value):
+        raise ValueError(f"expected a number, got {shown}")
+    return value
+
+
+def _convert_list(raw: object, shown: str) -> tuple[str, ...]:
+    if isinstance(raw, str):
+        return split_list(raw)
+    if isinstance(raw, (list, tuple)) and all(isinstance(item, str) for item in raw):
+        return tuple(raw)
+    raise ValueError(f"expected a list of strings (comma-separated in flags and env), got {shown}")
+
+
+def split_list(text: str) -> tuple[str, ...]:
+    """Split flag/env text at commas, except inside (), [] or {} (so `\\d{3,4}` stays one regular
+    expression) or escaped as `\\,`; items are stripped and empty ones dropped."""
+    items: list[str] = []
+    current: list[str] = []
+    depth = 0
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char == "\\" and i + 1 < len(text):
+            # An escaped character never opens, closes or splits; `\\,` is a plain comma.
+            current.append("," if text[i + 1] == "," else text[i : i + 2])
+            i += 2
+            continue
+        if char == "," and depth == 0:
+            items.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+            if char in "([{":
+                depth += 1
+            elif char in ")]}" and depth:
+                depth -= 1
+        i += 1
+    items.append("".join(current))
+    return tuple(item.strip() for item in items if item.strip())
+
+
+def _check_bounds(setting: Setting, value: object) -> str | None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    if setting.min is not None and value < setting.min:
+        return f"must be at least {_number(setting.min)}, got {_number(value)}"
+    if setting.max is not None and value > setting.max:
+        return f"must be at most {_number(setting.max)}, got {_number(value)}"
+    return None
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _shown(setting: Setting, raw: object) -> str:
+    """The raw value for an error message, never revealing a secret."""
+    if setting.secret and isinstance(raw, str):
+        return repr(mask_url_password(raw))
+    return repr(raw)
+
+
+def _default_data_dir(env: Mapping[str, str]) -> str:
+    xdg = env.get("XDG_DATA_HOME", "").strip()
+    # The XDG spec says relative paths in XDG_* are invalid and must be ignored.
+    if xdg and os.path.isabs(xdg):
+        return os.path.join(xdg, "celery-webui")
+    home = env.get("HOME") or os.path.expanduser("~")
+    return os.path.join(home, ".local", "share", "celery-webui")
+
+
+def _default_database(data_dir: str) -> str:
+    return f"sqlite:///{os.path.join(data_dir, 'webui.sqlite3')}"
+
+
+def _xdg_only(environ: Mapping[str, str]) -> dict[str, str]:
+    return {key: environ[key] for key in ("XDG_DATA_HOME", "HOME") if key in environ}
+
+
+def _check_fields_match() -> None:
+    names = [f.name for f in dataclasses.fields(Settings) if f.name != "sources"]
+    if names != [setting.name for setting in SETTINGS]:  # pragma: no cover - caught at import
+        raise RuntimeError("Settings fields and SETTINGS are out of step")
+
+
+_check_fields_match()
