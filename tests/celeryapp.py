@@ -17,7 +17,8 @@ BROKER_URL = os.environ.get("WEBUI_TEST_BROKER", "redis://127.0.0.1:6379/1")
 app = Celery("tests.celeryapp", broker=BROKER_URL, backend=BROKER_URL)
 app.conf.update(
     task_send_sent_event=True,
-    worker_send_task_events=True,
+    # WEBUI_TEST_TASK_EVENTS=0 starts a worker as people often do: without task events.
+    worker_send_task_events=os.environ.get("WEBUI_TEST_TASK_EVENTS", "1") == "1",
     task_track_started=True,
     worker_prefetch_multiplier=1,
     # Same transport options in every process (worker, tests, WebUI), or broadcasts and redelivery disagree.

@@ -38,7 +38,9 @@ def test_every_kind_of_outcome_is_stored_with_its_timeline(worker, database_url,
     assert task["state"] == "SUCCESS" and task["name"] == "tests.celeryapp.add"
     assert task["args"] == "(2, 3)" and task["result"] == "5" and task["worker"] == worker.hostname
     assert task["queue"] == "celery" and task["routing_key"] == "celery" and task["root_id"] == ok.id
-    assert task["sent_at"] <= task["received_at"] <= task["started_at"] <= task["succeeded_at"]
+    assert task["received_at"] <= task["started_at"] <= task["succeeded_at"]
+    # The client sends task-sent after publishing, so the worker may receive the task a moment earlier.
+    assert abs(task["received_at"] - task["sent_at"]) < 5
     assert task["runtime"] > 0
     # task-sent comes from this process, the rest from the worker: their arrival order may differ.
     assert sorted(event_types(store, ok.id)) == ["task-received", "task-sent", "task-started", "task-succeeded"]
@@ -90,9 +92,9 @@ def test_sensitive_arguments_are_masked_before_they_are_written(worker, database
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_nothing_is_stored_of_arguments_or_results_when_told_so(worker, database_url, store):
     with running_collector(worker.app, database_url, store_args=False, store_results=False):
-        result = tasks.add.delay(40, 2)
+        result = tasks.add.delay("secret-arg-a", "secret-arg-b")
         wait_finished(store, result.id)
     task = store.task(result.id)
     assert task["args"] is None and task["kwargs"] is None and task["result"] is None
     assert task["state"] == "SUCCESS" and task["name"] == "tests.celeryapp.add"
-    assert "40" not in str(store.events(result.id))
+    assert "secret-arg" not in str(store.events(result.id))

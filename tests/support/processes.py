@@ -103,8 +103,10 @@ class LoggedProcess:
 class CeleryWorker:
     """The session's real prefork worker on `broker_url`; restarted by `ensure_alive` if it died."""
 
-    def __init__(self, app: Celery, broker_url: str, log_path: Path, name: str = "testworker@%h") -> None:
+    def __init__(self, app: Celery, broker_url: str, log_path: Path, name: str = "testworker@%h",
+                 task_events: bool = True) -> None:
         self.app = app
+        self.task_events = task_events
         self.broker_url = broker_url
         self.log_path = log_path
         self.name = name
@@ -117,11 +119,13 @@ class CeleryWorker:
         return self.process.pid
 
     def argv(self) -> list[str]:
-        return [sys.executable, "-m", "celery", "-A", "tests.celeryapp", "worker", "-E", "-P", "prefork",
+        events = ["-E"] if self.task_events else []
+        return [sys.executable, "-m", "celery", "-A", "tests.celeryapp", "worker", *events, "-P", "prefork",
                 "-c", "2", "--without-mingle", "--without-gossip", "-n", self.name, "-l", "info"]
 
     def start(self, timeout: float = 30.0) -> CeleryWorker:
-        self.process = LoggedProcess(self.argv(), self.log_path, env={"WEBUI_TEST_BROKER": self.broker_url})
+        env = {"WEBUI_TEST_BROKER": self.broker_url, "WEBUI_TEST_TASK_EVENTS": "1" if self.task_events else "0"}
+        self.process = LoggedProcess(self.argv(), self.log_path, env=env)
         process = self.process
 
         def answers() -> bool:
