@@ -145,9 +145,12 @@ class Redactor:
         """Build from a settings object that has an attribute for each of `SETTING_NAMES`."""
         return cls(**{name: getattr(settings, name) for name in SETTING_NAMES})
 
-    def clean_event(self, event: Mapping[str, Any]) -> dict[str, Any]:
-        """A copy of `event` with its payload fields masked and capped; every other key is copied as is."""
-        cleaned = dict(event)
+    def clean_event(self, event: Mapping[str, Any], *, copy: bool = True) -> dict[str, Any]:
+        """A copy of `event` with its payload fields masked and capped; every other key is copied as is.
+
+        `copy=False` cleans a dict the caller owns in place (the collector's hot path saves a copy per event).
+        """
+        cleaned = dict(event) if copy or not isinstance(event, dict) else event
         for key, cap, keep_tail, stored in self._fields:
             if key in cleaned:
                 cleaned[key] = self._clean(cleaned[key], cap, keep_tail) if stored else None

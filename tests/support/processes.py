@@ -101,7 +101,8 @@ class LoggedProcess:
 
 
 class CeleryWorker:
-    """The session's real prefork worker on `broker_url`; restarted by `ensure_alive` if it died."""
+    """A real prefork worker (`-c 2`) of `tests.celeryapp` on `broker_url`; `ensure_alive` restarts it if it
+    died. With `task_events=False` it starts without -E and sends no task events until `enable_events`."""
 
     def __init__(self, app: Celery, broker_url: str, log_path: Path, name: str = "testworker@%h",
                  task_events: bool = True) -> None:

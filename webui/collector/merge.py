@@ -53,9 +53,8 @@ TASK_FIELDS = {
 # Set from the event of the newest attempt; older attempts only fill what is still empty.
 _ATTEMPT_FIELDS = ("args", "kwargs", "eta", "expires", "queue", "exchange", "routing_key")
 _FILL_ONLY_FIELDS = ("name", "parent_id", "root_id")
-# Kept in every event's data even when the task row holds the same text: each retry's own traceback must
-# survive the next retry overwriting the task row.
-_ALWAYS_IN_EVENT = frozenset({"exception", "traceback"})
+# exception and traceback are not in TASK_FIELDS: they stay in every event's data even when the task row holds
+# the same text, because each retry's own traceback must survive the next retry overwriting the task row.
 
 _TRANSITION_COLUMN = {
     "task-sent": "sent_at", "task-received": "received_at", "task-started": "started_at",
@@ -291,11 +290,12 @@ def _fill_task_fields(task: TaskState, event: dict[str, Any], attempt: int) -> N
 
 def _record(task: TaskState, event: dict[str, Any], source: str | None) -> EventRecord:
     data = {}
-    for key, value in event.items():
-        if key in COMMON_FIELDS or value is None:
+    for key in event.keys() - COMMON_FIELDS:
+        value = event[key]
+        if value is None:
             continue
         column = TASK_FIELDS.get(key)
-        if column is not None and key not in _ALWAYS_IN_EVENT and getattr(task, column) == value:
+        if column is not None and getattr(task, column) == value:
             continue  # stored once, in the task row
         data[key] = value
     seq = task.event_count
@@ -309,14 +309,19 @@ def _record(task: TaskState, event: dict[str, Any], source: str | None) -> Event
         pid=event.get("pid") if isinstance(event.get("pid"), int) else None,
         clock=event.get("clock") if isinstance(event.get("clock"), int) else None,
         source=source,
-        data=json.dumps(data, separators=(",", ":"), default=repr) if data else None,
+        data=_to_json(data) if data else None,
     )
 
 
+# One encoder for every event: json.dumps with options builds a new encoder per call.
+_to_json = json.JSONEncoder(separators=(",", ":"), default=repr).encode
+
+
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
+    kind = type(value)
+    if kind is float:
+        return value
+    return float(value) if kind is int else None
 
 
 def _elapsed(start: float | None, end: float | None) -> float | None:

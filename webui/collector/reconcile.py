@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from celery import Celery
@@ -29,19 +30,28 @@ MAX_BACKEND_LOOKUPS = 5000
 _BACKEND_EVENTS = {"SUCCESS": "task-succeeded", "FAILURE": "task-failed", "REVOKED": "task-revoked"}
 
 
-def inspect_workers(app: Celery, timeout: float) -> tuple[list[dict[str, Any]], set[str]]:
-    """Synthetic events from inspect active/reserved/scheduled, and the workers that answered."""
-    inspect = app.control.inspect(timeout=timeout)
+def inspect_workers(app: Celery, timeout: float, expected: int | None = None
+                    ) -> tuple[list[dict[str, Any]], set[str]]:
+    """Synthetic events from inspect active/reserved/scheduled, and the workers that answered.
+
+    The three broadcasts run at once, and each returns as soon as `expected` workers replied (else after
+    `timeout`): a repair that arrives late is still correct, but one that arrives early is more useful.
+    """
+    inspect = app.control.inspect(timeout=timeout, limit=expected or None)
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="webui-inspect") as pool:
+        active = pool.submit(inspect.active, safe=True)
+        reserved = pool.submit(inspect.reserved)
+        scheduled = pool.submit(inspect.scheduled)
     events: list[dict[str, Any]] = []
     answered: set[str] = set()
     now = time.time()
-    for hostname, requests in (inspect.active(safe=True) or {}).items():
+    for hostname, requests in (active.result() or {}).items():
         answered.add(hostname)
         events.extend(_event("task-started", hostname, r, r.get("time_start") or now) for r in requests)
-    for hostname, requests in (inspect.reserved() or {}).items():
+    for hostname, requests in (reserved.result() or {}).items():
         answered.add(hostname)
         events.extend(_event("task-received", hostname, r, now) for r in requests)
-    for hostname, entries in (inspect.scheduled() or {}).items():
+    for hostname, entries in (scheduled.result() or {}).items():
         answered.add(hostname)
         events.extend(_event("task-received", hostname, e.get("request") or {}, now, eta=e.get("eta"))
                       for e in entries)
@@ -60,6 +70,12 @@ def _repr(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
     return saferepr(value, 1024)
+
+
+def online_workers(db: Database) -> int:
+    """Workers the store last saw online: how many replies to wait for."""
+    with db.connection_context():
+        return int(db.execute_sql(f"SELECT COUNT(*) FROM worker WHERE online = {db.param}", (True,)).fetchone()[0])
 
 
 def unfinished_tasks(db: Database, workers: set[str], before: float) -> list[str]:
@@ -102,7 +118,7 @@ def backend_outcomes(app: Celery, task_ids: list[str]) -> list[dict[str, Any]]:
 
 def reconcile(app: Celery, db: Database, writer: Any, *, timeout: float, gap_ended: float) -> dict[str, int]:
     """Inspect the workers and the backend, and hand repairs to the writer; returns what was found."""
-    active, answered = inspect_workers(app, timeout)
+    active, answered = inspect_workers(app, timeout, online_workers(db))
     if active:
         writer.put_repairs(active, "inspect")
     listed = {e["uuid"] for e in active}

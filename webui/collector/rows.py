@@ -10,6 +10,7 @@ import json
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import fields
+from operator import attrgetter
 from typing import Any
 
 from peewee import Database
@@ -169,11 +170,14 @@ class Rows:
                 f"VALUES (1, {', '.join([p] * len(columns))})", [values[c] for c in columns])
 
 
+_to_json = json.JSONEncoder(separators=(",", ":")).encode
+_GETTERS = {columns: (attrgetter(*columns), columns.index("detail"))
+            for columns in (TASK_COLUMNS, _TASK_DATA_COLUMNS)}
+
+
 def _task_values(task: TaskState, columns: tuple[str, ...]) -> tuple[Any, ...]:
-    values = []
-    for column in columns:
-        value = getattr(task, column)
-        if column == "detail":
-            value = json.dumps(value, separators=(",", ":")) if value else None
-        values.append(value)
-    return tuple(values)
+    getter, detail_at = _GETTERS[columns]
+    values = getter(task)
+    detail = values[detail_at]
+    encoded = _to_json(detail) if detail else None
+    return (*values[:detail_at], encoded, *values[detail_at + 1:])

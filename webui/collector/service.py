@@ -52,6 +52,7 @@ class Collector:
         self.redactor = Redactor.from_settings(settings)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._helpers: list[threading.Thread] = []
         self.writer: Writer | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -59,7 +60,7 @@ class Collector:
         self._thread = threading.Thread(target=self.run, name="webui-collector", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 20.0) -> None:
         """Stop subscribing and flush what was received before returning."""
         self._stop.set()
         if self._thread is not None:
@@ -98,12 +99,13 @@ class Collector:
         if writer.previous_heartbeat is not None:
             writer.open_gap(GAP_COLLECTOR_DOWN, "the collector was not running (restart, crash or handover "
                             "between collectors)", started_at=writer.previous_heartbeat)
-        helpers = self._start_helpers(writer)
+        self._helpers = self._start_helpers(writer)
         try:
             self._subscribe_until_stopped(writer)
         finally:
-            for helper in helpers:
-                helper.join(2.0)
+            # Reconciliations included: none may touch the database after this term's writer is gone.
+            for helper in self._helpers:
+                helper.join(self.settings.inspect_timeout + 5.0)
 
     # -- the subscription ------------------------------------------------------------------------------
     def _subscribe_until_stopped(self, writer: Writer) -> None:
@@ -134,8 +136,10 @@ class Collector:
         writer.close_gap(GAP_BROKER, now)
         # Every (re)connection follows a blind interval, even the first (tasks already running).
         if self.settings.reconcile:
-            threading.Thread(target=self._reconcile, args=(writer, now), name="webui-reconcile",
-                             daemon=True).start()
+            reconciler = threading.Thread(target=self._reconcile, args=(writer, now), name="webui-reconcile",
+                                          daemon=True)
+            self._helpers.append(reconciler)
+            reconciler.start()
         writer.previous_heartbeat = None
         self.stats.last_error = None
 

@@ -269,7 +269,10 @@ class Writer(threading.Thread):
         task_events: list[tuple[dict[str, Any], str | None]] = []
         worker_events: list[dict[str, Any]] = []
         malformed = 0
-        clean = self.redactor.clean_event
+        redactor = self.redactor
+
+        def clean(event: dict[str, Any]) -> dict[str, Any]:
+            return redactor.clean_event(event, copy=False)  # normalise() made this dict; nobody else has it
         for kind, payload, received in batch.items:
             if kind not in ("events", "repair"):
                 continue
@@ -327,10 +330,10 @@ class Writer(threading.Thread):
             if transition:
                 transitions.append(transition)
         for event, source in task_events:
-            worker = self._workers.get(event.get("hostname") or "")
-            if worker is not None and source is None:
-                transition = workers.touch_from_task_event(worker, event["local_received"])
-                touched.add(worker.hostname)
+            known = self._workers.get(event.get("hostname") or "")
+            if known is not None and source is None:
+                transition = workers.touch_from_task_event(known, event["local_received"])
+                touched.add(known.hostname)
                 if transition:
                     transitions.append(transition)
         return touched, transitions

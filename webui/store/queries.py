@@ -14,8 +14,9 @@ HEARTBEAT_STALE_AFTER = 10.0  # seconds: the leading collector writes its status
 
 def task_counts_by_state() -> dict[str, int]:
     counts = {state: 0 for state in ALL_STATES}
-    for state, count in Task.select(Task.state, fn.COUNT(Task.id)).group_by(Task.state).tuples():
-        counts[state] = count
+    query = Task.select(Task.state, fn.COUNT(Task.id)).group_by(Task.state).tuples()
+    rows: list[tuple[str, int]] = list(query)  # type: ignore[arg-type]  # peewee's stubs miss .tuples()
+    counts.update(rows)
     return counts
 
 
@@ -25,7 +26,7 @@ def workers_by_status() -> tuple[list[Worker], list[Worker]]:
 
 
 def collector_status() -> CollectorStatus | None:
-    return CollectorStatus.get_or_none(CollectorStatus.id == 1)
+    return CollectorStatus.get_or_none(CollectorStatus.id == 1)  # type: ignore[attr-defined]
 
 
 def recent_gaps(limit: int = 5) -> list[CollectorGap]:
