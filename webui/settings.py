@@ -140,6 +140,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("worker_offline_heartbeats", "float", 3.0,
             "A worker is offline after this many of its heartbeat intervals pass without an event from it.",
             COLLECTOR, min=1.5),
+    Setting("reader_process", "bool", True,
+            "Read, decode and mask Redis events in a separate process, so ingest uses a second core; off: "
+            "in a thread of the collector (always so for Sentinel and non-Redis brokers).", COLLECTOR),
     Setting("reconcile", "bool", True,
             "After a gap in events, ask workers for active, reserved and scheduled tasks and repair task "
             "states.", COLLECTOR),
@@ -187,6 +190,7 @@ class Settings:
     batch_interval: float
     batch_size: int
     worker_offline_heartbeats: float
+    reader_process: bool
     reconcile: bool
     inspect_timeout: float
     no_task_events_warning: float

@@ -4,6 +4,8 @@ from __future__ import annotations
 import signal
 import time
 
+import pytest
+
 from tests.support.events import dispatcher, send_task_lifecycle
 from tests.support.waiting import wait_for
 
@@ -69,9 +71,11 @@ def test_a_sigkill_mid_stream_keeps_every_committed_event(redis_db, database_url
     assert store.gaps()[0]["kind"] == "collector-down"
 
 
-def test_a_redis_restart_is_a_gap_and_the_collector_carries_on(private_redis, database_url, store, run_webui):
+@pytest.mark.parametrize("reader", ["--reader-process", "--no-reader-process"])
+def test_a_redis_restart_is_a_gap_and_the_collector_carries_on(private_redis, database_url, store, run_webui,
+                                                                reader):
     broker = private_redis.url(0)
-    collector = run_webui("collect", *collect_args(broker, database_url))
+    collector = run_webui("collect", *collect_args(broker, database_url), reader)
     wait_subscribed(collector)
     with dispatcher(broker) as d:
         first = send_task_lifecycle(d)

@@ -39,11 +39,13 @@ GARBAGE_MESSAGES = [
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_a_flood_of_malformed_messages_is_counted_and_the_collector_keeps_going(redis_db, database_url, store):
+@pytest.mark.parametrize("reader_process", [True, False], ids=["reader-process", "in-process"])
+def test_a_flood_of_malformed_messages_is_counted_and_the_collector_keeps_going(redis_db, database_url, store,
+                                                                                 reader_process):
     app = Celery(broker=redis_db)
     db_number = redis_db.rsplit("/", 1)[1]
     client = redis.Redis.from_url(redis_db)
-    with running_collector(app, database_url) as collector:
+    with running_collector(app, database_url, reader_process=reader_process) as collector:
         pipe = client.pipeline(transaction=False)
         for _ in range(100):
             for message in GARBAGE_MESSAGES:

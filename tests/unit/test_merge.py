@@ -130,10 +130,14 @@ def test_custom_events_are_logged_without_changing_state():
 
 
 def test_event_data_holds_only_what_the_task_row_does_not():
-    _, records = merge(ev("task-received", 1, retries=0, name="add", args="(1,)", kwargs="{}"),
-                       ev("task-succeeded", 2, result="1", runtime=0.1))
-    assert records[0].data is None
-    assert json.loads(records[1].data) == {"runtime": 0.1}
+    task, records = merge(ev("task-received", 1, retries=0, name="add", args="(1,)", kwargs="{}"),
+                          ev("task-succeeded", 2, result="1", runtime=0.1))
+    assert records[0].data is None and records[1].data is None
+    assert task.runtime == 0.1 and task.result == "1"
+    # A second success (duplicate execution) keeps its own result and runtime in the log.
+    _, records = merge(ev("task-started", 1), ev("task-succeeded", 2, result="1", runtime=0.1),
+                       ev("task-succeeded", 3, "w2@h", result="2", runtime=0.3))
+    assert json.loads(records[2].data) == {"result": "2", "runtime": 0.3}
 
 
 def test_hostile_field_types_do_not_break_the_merge():
@@ -141,3 +145,19 @@ def test_hostile_field_types_do_not_break_the_merge():
                           ev("task-started", None), ev("task-succeeded", 3, runtime="fast"))
     assert task.state == "SUCCESS" and task.received_at is None and task.runtime is None
     assert records[0].timestamp is None and records[0].pid is None
+
+
+def test_a_task_that_is_its_own_root_stores_no_root_id_but_a_workflow_member_does():
+    task, records = merge(ev("task-received", 1, retries=0, root_id="t1", parent_id=None))
+    assert task.root_id is None and records[0].data is None
+    member = TaskState(uuid="child")
+    apply_task_event(member, {**ev("task-received", 1, retries=0, root_id="t1", parent_id="t1"), "uuid": "child"})
+    assert member.root_id == "t1" and member.parent_id == "t1"
+
+
+def test_a_repair_fills_in_but_never_overwrites_what_real_events_said():
+    task = TaskState(uuid="t1")
+    apply_task_event(task, ev("task-received", 1, retries=0, name="add", args="(2, 3)", kwargs="{}"))
+    apply_task_event(task, ev("task-received", 2, retries=0, name="add", args="[2, 3]", kwargs="{}",
+                              eta="2030-01-01T00:00:00+00:00"), source="inspect")
+    assert task.args == "(2, 3)" and task.eta == "2030-01-01T00:00:00+00:00" and task.state == "RECEIVED"

@@ -13,15 +13,15 @@ Receiver's timezone "localisation" (celery issue #2482) is not applied. `local_r
 """
 from __future__ import annotations
 
-import base64
 import binascii
-import json
 import math
 import re
 from typing import Any
 
 from kombu.exceptions import ContentDisallowed, DecodeError
 from kombu.serialization import loads as kombu_loads
+
+from webui import fastjson
 
 MAX_EVENT_TYPE = 64
 MAX_IDENT = 255  # task ids, hostnames, names, queues
@@ -45,7 +45,7 @@ class MalformedEvent(ValueError):
 def decode_envelope(payload: bytes | str) -> list[Any]:
     """Decode a kombu message envelope as published on Redis PUB/SUB."""
     try:
-        envelope = json.loads(payload)
+        envelope = fastjson.loads(payload)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedEvent(f"envelope is not JSON: {exc}") from None
     if not isinstance(envelope, dict) or "body" not in envelope:
@@ -60,12 +60,12 @@ def decode_body(body: Any, content_type: Any, content_encoding: Any, body_encodi
     """Decode a message body into a list of raw events (one, or a `task.multi` batch)."""
     if body_encoding == "base64":
         try:
-            body = base64.b64decode(body, validate=False)
+            body = binascii.a2b_base64(body)  # what base64.b64decode calls, without its wrapper's cost
         except (binascii.Error, TypeError, ValueError) as exc:
             raise MalformedEvent(f"body is not base64: {exc}") from None
     if content_type in (None, "application/json") and isinstance(body, bytes | str):
         try:
-            decoded = json.loads(body)
+            decoded = fastjson.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise MalformedEvent(f"body is not JSON: {exc}") from None
     elif content_type in SAFE_CONTENT_TYPES and isinstance(body, bytes | str):
@@ -81,31 +81,40 @@ def decode_body(body: Any, content_type: Any, content_encoding: Any, body_encodi
 
 
 def normalise(raw: Any, local_received: float) -> dict[str, Any]:
-    """Validate one raw event and return a clean copy with known types and bounded sizes."""
+    """Validate one raw event in place and return it, with known types and bounded sizes.
+
+    In place because every event dict here was just made by the JSON decoder and belongs to nobody else:
+    copying ten fields per event is a measurable share of ingest.
+    """
     if not isinstance(raw, dict):
         raise MalformedEvent(f"event is a {type(raw).__name__}, not an object")
     etype = raw.get("type")
     if not isinstance(etype, str) or len(etype) > MAX_EVENT_TYPE or not _EVENT_TYPE.match(etype):
         raise MalformedEvent(f"bad event type {_preview(etype)}")
-    event: dict[str, Any] = {"type": etype, "local_received": local_received}
     if etype.startswith("task-"):
         uuid = raw.get("uuid")
         if not isinstance(uuid, str) or not uuid or len(uuid) > MAX_IDENT:
             raise MalformedEvent(f"{etype} without a usable uuid: {_preview(uuid)}")
-        event["uuid"] = uuid
+    rejected = None
     for key, value in raw.items():
-        if value is None or key in event or key == "uuid":
-            continue
         cleaner = _CLEANERS.get(key)
-        if cleaner is _as_is:
-            event[key] = value
+        if cleaner is _as_is or value is None:
             continue
         clean = _clean_field(key, value) if cleaner is None else cleaner(value)
-        if clean is not None:
-            event[key] = clean
-    if etype.startswith("worker-") and not event.get("hostname"):
+        if clean is not value:
+            if rejected is None:
+                rejected = {}
+            rejected[key] = clean
+    if rejected:
+        for key, clean in rejected.items():
+            if clean is None:
+                del raw[key]
+            else:
+                raw[key] = clean
+    raw["local_received"] = local_received
+    if etype.startswith("worker-") and not raw.get("hostname"):
         raise MalformedEvent(f"{etype} without a hostname")
-    return event
+    return raw
 
 
 def _clean_field(key: str, value: Any) -> Any:
@@ -120,7 +129,9 @@ def _clean_field(key: str, value: Any) -> Any:
 
 
 def _ident(value: Any) -> str | None:
-    return value[:MAX_IDENT] if isinstance(value, str) else None
+    if type(value) is str:
+        return value if len(value) <= MAX_IDENT else value[:MAX_IDENT]
+    return None
 
 
 def _integer(value: Any) -> int | None:
@@ -132,7 +143,9 @@ def _boolean(value: Any) -> bool | None:
 
 
 def _short_text(value: Any) -> str | None:
-    return value[:64] if isinstance(value, str) else None
+    if type(value) is str:
+        return value if len(value) <= 64 else value[:64]
+    return None
 
 
 def _loadavg(value: Any) -> list[float] | None:
@@ -160,10 +173,10 @@ def _finite(value: Any) -> float | None:
 def _bounded_json(value: Any) -> Any:
     """Keep custom fields, but never let one of them grow a row without bound."""
     if isinstance(value, str):
-        return value[:MAX_EXTRA_TEXT]
+        return value if len(value) <= MAX_EXTRA_TEXT else value[:MAX_EXTRA_TEXT]
     if isinstance(value, bool | int | float):
         return value if not isinstance(value, float) or math.isfinite(value) else None
-    text = json.dumps(value, default=repr)
+    text = fastjson.dumps(value)
     if len(text) <= MAX_EXTRA_TEXT:
         return value
     return text[:MAX_EXTRA_TEXT]
@@ -182,4 +195,5 @@ _CLEANERS: dict[str, Any] = {
     **{key: _finite for key in _FLOAT_FIELDS},
     **{key: _boolean for key in _BOOL_FIELDS},
     "eta": _short_text, "expires": _short_text, "loadavg": _loadavg, "local_received": _dropped,
+    "type": _as_is, "uuid": _as_is,  # checked above
 }

@@ -20,9 +20,10 @@ finished task back; a second `task-started` of the same delivery (a duplicate ex
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
+
+from webui import fastjson
 
 PENDING = "PENDING"
 RECEIVED = "RECEIVED"
@@ -48,7 +49,7 @@ COMMON_FIELDS = frozenset({"type", "uuid", "hostname", "timestamp", "utcoffset",
 TASK_FIELDS = {
     "name": "name", "args": "args", "kwargs": "kwargs", "result": "result", "retries": "retries",
     "eta": "eta", "expires": "expires", "parent_id": "parent_id", "root_id": "root_id",
-    "queue": "queue", "exchange": "exchange", "routing_key": "routing_key",
+    "queue": "queue", "exchange": "exchange", "routing_key": "routing_key", "runtime": "runtime",
 }
 # Set from the event of the newest attempt; older attempts only fill what is still empty.
 _ATTEMPT_FIELDS = ("args", "kwargs", "eta", "expires", "queue", "exchange", "routing_key")
@@ -85,7 +86,7 @@ class TaskState:
     eta: str | None = None
     expires: str | None = None
     parent_id: str | None = None
-    root_id: str | None = None
+    root_id: str | None = None  # only when the root is another task; None: the task is its own root
     sent_at: float | None = None
     received_at: float | None = None
     started_at: float | None = None
@@ -108,10 +109,10 @@ class TaskState:
     updated_at: float | None = None
 
 
-@dataclass(slots=True)
-class EventRecord:
-    """One row of a task's event log, as the writer stores it."""
+class EventRecord(NamedTuple):
+    """One row of a task's event log, in the column order of `task_event` (it goes to the database as is)."""
 
+    task_id: int | None
     seq: int
     type: str
     timestamp: float | None
@@ -129,9 +130,11 @@ def apply_task_event(task: TaskState, event: dict[str, Any], source: str | None 
     ts = _number(event.get("timestamp"))
     attempt = _event_attempt(task, etype, event)
     handler = _STATE_HANDLERS.get(etype)
-    if source is not None and etype in ("task-started", "task-received") \
-            and not _is_newer(task, attempt, task.delivery, _RANK_STARTED):
-        handler = None  # a repair that confirms what we know is not another execution
+    if source is not None:
+        # A repair (inspect, result backend) only fills in what real events did not say.
+        event = {k: v for k, v in event.items() if k not in TASK_FIELDS or getattr(task, TASK_FIELDS[k]) is None}
+        if etype in ("task-started", "task-received") and not _is_newer(task, attempt, task.delivery, _RANK_STARTED):
+            handler = None  # a repair that confirms what we know is not another execution
     if handler is not None:
         handler(task, event, attempt, ts)
     else:
@@ -281,7 +284,7 @@ def _fill_task_fields(task: TaskState, event: dict[str, Any], attempt: int) -> N
             setattr(task, key, value)
     for key in _FILL_ONLY_FIELDS:
         value = event.get(key)
-        if value is not None and getattr(task, key) is None:
+        if value is not None and getattr(task, key) is None and not (key == "root_id" and value == task.uuid):
             setattr(task, key, value)
     retries = event.get("retries")
     if isinstance(retries, int) and not isinstance(retries, bool) and retries > task.retries:
@@ -295,26 +298,18 @@ def _record(task: TaskState, event: dict[str, Any], source: str | None) -> Event
         if value is None:
             continue
         column = TASK_FIELDS.get(key)
-        if column is not None and getattr(task, column) == value:
+        if column is not None and (getattr(task, column) == value or (key == "root_id" and value == task.uuid)):
             continue  # stored once, in the task row
         data[key] = value
     seq = task.event_count
     task.event_count += 1
+    pid, clock = event.get("pid"), event.get("clock")
     return EventRecord(
-        seq=seq,
-        type=event["type"],
-        timestamp=_number(event.get("timestamp")),
-        received=_number(event.get("local_received")) or 0.0,
-        hostname=event.get("hostname"),
-        pid=event.get("pid") if isinstance(event.get("pid"), int) else None,
-        clock=event.get("clock") if isinstance(event.get("clock"), int) else None,
-        source=source,
-        data=_to_json(data) if data else None,
+        task.id, seq, event["type"], _number(event.get("timestamp")),
+        _number(event.get("local_received")) or 0.0, event.get("hostname"),
+        pid if type(pid) is int else None, clock if type(clock) is int else None,
+        source, fastjson.dumps(data) if data else None,
     )
-
-
-# One encoder for every event: json.dumps with options builds a new encoder per call.
-_to_json = json.JSONEncoder(separators=(",", ":"), default=repr).encode
 
 
 def _number(value: Any) -> float | None:

@@ -61,14 +61,18 @@ def inspect_workers(app: Celery, timeout: float, expected: int | None = None
 def _event(etype: str, hostname: str, request: dict[str, Any], ts: float, **extra: Any) -> dict[str, Any]:
     return {
         "type": etype, "uuid": request.get("id"), "hostname": hostname, "timestamp": ts,
-        "name": request.get("name"), "args": _repr(request.get("args")), "kwargs": _repr(request.get("kwargs")),
+        "name": request.get("name"), "args": _repr(request.get("args"), positional=True),
+        "kwargs": _repr(request.get("kwargs")),
         **{k: v for k, v in extra.items() if v is not None},
     }
 
 
-def _repr(value: Any) -> str | None:
+def _repr(value: Any, positional: bool = False) -> str | None:
+    """Render like Celery's argsrepr/kwargsrepr: replies carry args as a JSON list, Celery shows a tuple."""
     if value is None or isinstance(value, str):
         return value
+    if positional and isinstance(value, list):
+        value = tuple(value)
     return saferepr(value, 1024)
 
 

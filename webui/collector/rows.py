@@ -15,13 +15,14 @@ from typing import Any
 
 from peewee import Database
 
+from webui import fastjson
 from webui.collector.merge import EventRecord, TaskState
 from webui.collector.workers import Transition, WorkerState
 
 TASK_COLUMNS = tuple(f.name for f in fields(TaskState))
 _TASK_DATA_COLUMNS = tuple(c for c in TASK_COLUMNS if c not in ("id", "uuid"))
 WORKER_COLUMNS = tuple(f.name for f in fields(WorkerState) if f.name not in ("id", "processed_baseline"))
-EVENT_COLUMNS = ("task_id", "seq", "type", "timestamp", "received", "hostname", "pid", "clock", "source", "data")
+EVENT_COLUMNS = EventRecord._fields
 _LOAD_CHUNK = 500
 
 
@@ -100,12 +101,9 @@ class Rows:
             cursor.executemany(self._update_task,
                                [(*_task_values(t, _TASK_DATA_COLUMNS), t.id) for t in changed])
 
-    def write_events(self, records: list[tuple[int, EventRecord]]) -> None:
+    def write_events(self, records: list[EventRecord]) -> None:
         if records:
-            self.db.cursor().executemany(self._insert_event, [
-                (task_id, r.seq, r.type, r.timestamp, r.received, r.hostname, r.pid, r.clock, r.source, r.data)
-                for task_id, r in records
-            ])
+            self.db.cursor().executemany(self._insert_event, records)
 
     # -- workers ---------------------------------------------------------------------------------------
     def load_workers(self) -> dict[str, WorkerState]:
@@ -170,7 +168,6 @@ class Rows:
                 f"VALUES (1, {', '.join([p] * len(columns))})", [values[c] for c in columns])
 
 
-_to_json = json.JSONEncoder(separators=(",", ":")).encode
 _GETTERS = {columns: (attrgetter(*columns), columns.index("detail"))
             for columns in (TASK_COLUMNS, _TASK_DATA_COLUMNS)}
 
@@ -179,5 +176,5 @@ def _task_values(task: TaskState, columns: tuple[str, ...]) -> tuple[Any, ...]:
     getter, detail_at = _GETTERS[columns]
     values = getter(task)
     detail = values[detail_at]
-    encoded = _to_json(detail) if detail else None
+    encoded = fastjson.dumps(detail) if detail else None
     return (*values[:detail_at], encoded, *values[detail_at + 1:])

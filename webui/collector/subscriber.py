@@ -7,6 +7,8 @@ stop and raises on a broker error (the service reconnects with backoff):
   come from kombu's own Redis channel for the app's broker URL and `broker_transport_options`
   (`fanout_prefix`, `fanout_patterns`, `global_keyprefix`, Sentinel), so we listen exactly where the workers
   publish (celery-facts §1.6, §2.4). About 1.6x the throughput of Celery's Receiver.
+- `ProcessSubscriber`: the same Redis subscription read, decoded, validated and masked in a reader process
+  (webui/collector/reader.py), so the collector process only merges and writes. The default for Redis.
 - `KombuSubscriber`: every other transport (RabbitMQ…): a kombu consumer on the queue Celery's own
   `EventReceiver` would declare, with `no_ack`, reading raw message bodies.
 
@@ -15,21 +17,32 @@ Neither applies Celery's Receiver normalisation: timestamps stay as sent (decode
 from __future__ import annotations
 
 import logging
+import os
+import pickle
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
 from celery import Celery
 from redis.backoff import NoBackoff
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
+from redis.utils import HIREDIS_AVAILABLE
 
+from webui.collector import reader as reader_process
 from webui.collector.decode import SAFE_CONTENT_TYPES, MalformedEvent, decode_body, decode_envelope
 
 log = logging.getLogger(__name__)
 
-Handoff = Callable[[list[Any], float], None]
+Handoff = Callable[..., None]  # (events, received_at[, prepared]) -> None
 _POLL = 0.5  # seconds between checks of should_stop while the channel is idle
+_CHUNK = 1 << 20  # bytes read from the subscription socket at once
+_PING_AFTER = 25.0  # seconds of silence before checking the subscription with a PING (redis-py's default)
+_PING_TIMEOUT = 10.0
 
 
 class Subscriber(Protocol):
@@ -53,9 +66,14 @@ class MalformedCounter:
                         exc, self.stats.messages_malformed)
 
 
-def make_subscriber(app: Celery, on_malformed: Callable[[MalformedEvent], None]) -> Subscriber:
+def make_subscriber(app: Celery, on_malformed: Callable[[MalformedEvent], None],
+                    reader: dict[str, Any] | None = None,
+                    on_dropped: Callable[[int], None] = lambda n: None) -> Subscriber:
+    """The subscriber for the app's broker; with `reader` (privacy settings), a reader process where possible."""
     transport = app.connection_for_read().transport_cls
     if isinstance(transport, str) and transport in ("redis", "rediss", "sentinel"):
+        if reader is not None and transport != "sentinel" and HIREDIS_AVAILABLE:
+            return ProcessSubscriber(app, on_malformed, reader, on_dropped)
         return RedisSubscriber(app, on_malformed)
     return KombuSubscriber(app, on_malformed)
 
@@ -84,7 +102,10 @@ class RedisSubscriber:
                 pubsub.connection.retry = Retry(NoBackoff(), 0)
                 log.info("subscribed to %s", ", ".join(topics))
                 on_connected()
-                self._loop(pubsub, handoff, should_stop)
+                if _hiredis_reader(pubsub) is not None:
+                    self._chunked_loop(pubsub, handoff, should_stop)
+                else:
+                    self._loop(pubsub, handoff, should_stop)
             finally:
                 _quietly(pubsub.close)
 
@@ -103,11 +124,60 @@ class RedisSubscriber:
     def _loop(self, pubsub: Any, handoff: Handoff, should_stop: Callable[[], bool]) -> None:
         get_message = pubsub.get_message
         while not should_stop():
-            message = get_message(timeout=_POLL)
-            while message is not None:
-                if message.get("type") == "pmessage":
-                    self._hand_over(message["data"], handoff)
-                message = get_message(timeout=0)
+            try:
+                message = get_message(timeout=_POLL)
+            except RedisTimeoutError:
+                # A large message that has only partly arrived: the parser keeps what it read and the
+                # connection is fine. Only a ConnectionError means the subscription is gone.
+                continue
+            if message is not None and message.get("type") == "pmessage":
+                self._hand_over(message["data"], handoff)
+
+    def _chunked_loop(self, pubsub: Any, handoff: Handoff, should_stop: Callable[[], bool]) -> None:
+        """Read the subscription socket in large chunks into the connection's own hiredis reader.
+
+        redis-py spends ~45 us of Python per message on its way to one pub/sub message; clients send every
+        `task-sent` as a message of its own, and that cost, paid under the GIL, starved the writer. Here one
+        recv() brings many messages and hiredis parses them in C. redis-py still connected, authenticated
+        and subscribed, so TLS, Sentinel and key prefixes behave exactly as kombu configured them.
+        """
+        reader = _hiredis_reader(pubsub)
+        nothing = _hiredis_not_enough_data()
+        sock = pubsub.connection._sock
+        buffer = bytearray(_CHUNK)
+        sock.settimeout(_POLL)
+        pinged_at: float | None = None
+        heard_at = time.monotonic()
+        while not should_stop():
+            reply = reader.gets()
+            while reply is not nothing and reply is not False:
+                self._on_reply(reply, handoff)
+                reply = reader.gets()
+            try:
+                size = sock.recv_into(buffer)
+            except TimeoutError:
+                pinged_at = self._check_alive(pubsub, heard_at, pinged_at)
+                continue
+            if size == 0:
+                raise ConnectionError("Redis closed the event subscription connection")
+            reader.feed(buffer, 0, size)
+            heard_at, pinged_at = time.monotonic(), None
+
+    def _on_reply(self, reply: Any, handoff: Handoff) -> None:
+        if isinstance(reply, Exception):
+            raise ConnectionError(f"Redis error on the event subscription: {reply}")
+        if isinstance(reply, list) and len(reply) == 4 and reply[0] in (b"pmessage", "pmessage"):
+            self._hand_over(reply[3], handoff)
+
+    def _check_alive(self, pubsub: Any, heard_at: float, pinged_at: float | None) -> float | None:
+        """A silent subscription may be a dead one (no FIN on a network partition): ping it, then give up."""
+        now = time.monotonic()
+        if pinged_at is None and now - heard_at >= _PING_AFTER:
+            pubsub.connection.send_command("PING")
+            return now
+        if pinged_at is not None and now - pinged_at >= _PING_TIMEOUT:
+            raise ConnectionError(f"Redis did not answer PING on the event subscription within {_PING_TIMEOUT}s")
+        return pinged_at
 
     def _hand_over(self, data: bytes, handoff: Handoff) -> None:
         try:
@@ -116,6 +186,101 @@ class RedisSubscriber:
             self.on_malformed(exc)
             return
         handoff(events, time.time())
+
+
+def _hiredis_not_enough_data() -> Any:
+    """The sentinel redis-py's hiredis reader returns for an incomplete reply (False by hiredis' default)."""
+    try:
+        from redis._parsers.hiredis import NOT_ENOUGH_DATA
+    except ImportError:
+        return False
+    return NOT_ENOUGH_DATA
+
+
+def _hiredis_reader(pubsub: Any) -> Any:
+    parser = getattr(pubsub.connection, "_parser", None)
+    return getattr(parser, "_reader", None) if type(parser).__name__ == "_HiredisParser" else None
+
+
+class ProcessSubscriber:
+    """Redis through a reader process (webui.collector.reader says why); in-process when that can't be done."""
+
+    def __init__(self, app: Celery, on_malformed: Callable[[MalformedEvent], None],
+                 redactor_options: dict[str, Any], on_dropped: Callable[[int], None]) -> None:
+        self.app = app
+        self.on_malformed = on_malformed
+        self.redactor_options = redactor_options
+        self.on_dropped = on_dropped
+
+    def run(self, handoff: Handoff, on_connected: Callable[[], None], should_stop: Callable[[], bool]) -> None:
+        params = self._params()
+        if params is None:  # e.g. a credential provider object: read in this process instead
+            RedisSubscriber(self.app, self.on_malformed).run(handoff, on_connected, should_stop)
+            return
+        process = subprocess.Popen([sys.executable, "-m", "webui.collector.reader"], stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, close_fds=True)
+        try:
+            assert process.stdin is not None and process.stdout is not None
+            process.stdin.write(pickle.dumps(params))
+            process.stdin.close()
+            messages = Connection(os.dup(process.stdout.fileno()), writable=False)
+            try:
+                self._relay(process, messages, params["topics"], handoff, on_connected, should_stop)
+            finally:
+                messages.close()
+        finally:
+            _stop_process(process)
+
+    def _params(self) -> dict[str, Any] | None:
+        with self.app.connection_for_read() as conn:
+            conn.ensure_connection(max_retries=1)
+            channel = conn.default_channel
+            connection = reader_process.connection_params(channel)
+            if connection is None:
+                return None
+            prefix = channel.global_keyprefix or ""
+            topics = [prefix + t for t in channel._get_publish_topics(self.app.conf.event_exchange, "*")]
+        return {**connection, "topics": topics, "redactor": self.redactor_options}
+
+    def _relay(self, process: subprocess.Popen[bytes], messages: Connection, topics: list[str], handoff: Handoff,
+               on_connected: Callable[[], None], should_stop: Callable[[], bool]) -> None:
+        while not should_stop():
+            if not messages.poll(_POLL):
+                if process.poll() is not None:
+                    raise ConnectionError(f"the event reader process exited with code {process.returncode}")
+                continue
+            try:
+                message = messages.recv()
+            except EOFError:
+                raise ConnectionError(f"the event reader process ended (code {process.wait(5)})") from None
+            kind = message[0]
+            if kind == "events":
+                _, events, received, malformed, reason, dropped = message
+                if events:
+                    handoff(events, received, True)
+                for _ in range(malformed):
+                    self.on_malformed(MalformedEvent(reason or "malformed"))
+                if dropped:
+                    self.on_dropped(dropped)
+            elif kind == "connected":
+                log.info("subscribed to %s through the event reader process (pid %d)",
+                         ", ".join(topics), process.pid)
+                on_connected()
+            elif kind == "error":
+                raise ConnectionError(message[1])
+
+
+def _stop_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+    for stream in (process.stdin, process.stdout):
+        if stream is not None and not stream.closed:
+            stream.close()
 
 
 class KombuSubscriber:

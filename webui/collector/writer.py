@@ -103,8 +103,18 @@ class Writer(threading.Thread):
         self.failed: BaseException | None = None
 
     # -- producers (any thread) --------------------------------------------------------------------------
-    def put_events(self, raw_events: list[Any], received: float) -> None:
-        """Hand over the events of one message. Never blocks; drops (counted) only past the buffer bound."""
+    def dropped_upstream(self, count: int) -> None:
+        """Events the reader process had to drop: counted and shown as a gap like our own overflow."""
+        self.stats.events_dropped += count
+        self._control("gap-open", (GAP_OVERFLOW, "the collector fell behind and the event reader's buffer was "
+                                   "full: events were dropped"))
+        self._control("gap-close", (GAP_OVERFLOW,))
+
+    def put_events(self, raw_events: list[Any], received: float, prepared: bool = False) -> None:
+        """Hand over the events of one message. Never blocks; drops (counted) only past the buffer bound.
+
+        `prepared`: the reader process already validated and masked them (normalise + privacy filter).
+        """
         if self.pending() >= self.max_buffered_events:
             self.stats.events_dropped += len(raw_events)
             if not self._overflowing:
@@ -115,9 +125,9 @@ class Writer(threading.Thread):
         if self._overflowing:
             self._overflowing = False
             self._control("gap-close", (GAP_OVERFLOW,))
-        self._inbox.append(("events", raw_events, received))
+        self._inbox.append(("prepared" if prepared else "events", raw_events, received))
         self._enqueued += len(raw_events)
-        if self.pending() >= self.batch_size:
+        if self.pending() >= self.batch_size and not self._wake.is_set():  # set() takes a lock: only once
             self._wake.set()
 
     def put_repairs(self, events: list[dict[str, Any]], source: str) -> None:
@@ -195,7 +205,7 @@ class Writer(threading.Thread):
         while self._inbox and events < self.batch_size:
             item = self._inbox.popleft()
             items.append(item)
-            if item[0] == "events":
+            if item[0] in ("events", "prepared"):
                 events += len(item[1])
         return _Batch(items, events)
 
@@ -274,6 +284,14 @@ class Writer(threading.Thread):
         def clean(event: dict[str, Any]) -> dict[str, Any]:
             return redactor.clean_event(event, copy=False)  # normalise() made this dict; nobody else has it
         for kind, payload, received in batch.items:
+            if kind == "prepared":
+                for event in payload:
+                    etype = event["type"]
+                    if etype.startswith("task-"):
+                        task_events.append((event, None))
+                    elif etype.startswith("worker-"):
+                        worker_events.append(event)
+                continue
             if kind not in ("events", "repair"):
                 continue
             source = payload[1] if kind == "repair" else None
@@ -302,7 +320,7 @@ class Writer(threading.Thread):
                 state = states[uuid] = merge.TaskState(uuid=uuid, id=self._next_id)
                 self._next_id += 1
                 new_ids.add(uuid)
-            records.append((state.id, merge.apply_task_event(state, event, source)))
+            records.append(merge.apply_task_event(state, event, source))
         new = [states[u] for u in new_ids]
         changed = [s for u, s in states.items() if u not in new_ids]
         return new, changed, records

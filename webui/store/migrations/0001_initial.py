@@ -6,7 +6,6 @@ from peewee import (
     DoubleField,
     IntegerField,
     Model,
-    SqliteDatabase,
     TextField,
 )
 
@@ -20,7 +19,7 @@ def up(migrator, db):
     class Task(Base):
         id = IntegerField(primary_key=True)
         uuid = CharField(max_length=255, unique=True)
-        name = CharField(max_length=255, null=True, index=True)
+        name = CharField(max_length=255, null=True)
         state = CharField(max_length=16, index=True)
         args = TextField(null=True)
         kwargs = TextField(null=True)
@@ -55,7 +54,7 @@ def up(migrator, db):
         executions = IntegerField(default=0)
         event_count = IntegerField(default=0)
         detail = TextField(null=True)
-        updated_at = DoubleField(index=True)
+        updated_at = DoubleField()
 
     class TaskEvent(Base):
         task_id = IntegerField()
@@ -70,9 +69,10 @@ def up(migrator, db):
         data = TextField(null=True)
 
         class Meta:
+            # On SQLite a rowid table plus this key's unique index: rows append in arrival order and pages
+            # stay full. Clustering by (task_id, seq) left 40% of pages empty, because the events of tasks
+            # in flight interleave and split pages in the middle of the tree.
             primary_key = CompositeKey("task_id", "seq")
-            # Clustered by task on SQLite: a task's timeline is one range read, and no separate index.
-            without_rowid = isinstance(db, SqliteDatabase)
 
     class Worker(Base):
         hostname = CharField(max_length=255, unique=True)
