@@ -368,8 +368,22 @@ def mb(kb: int | None) -> float:
     return round((kb or 0) / 1024, 1)
 
 
+def process_tree_kb(pid: int, key: str) -> int | None:
+    """`key` (e.g. VmRSS) of a process plus its children: the collector's event reader process counts too."""
+    total = read_proc_kb(pid, key)
+    if total is None:
+        return None
+    children = []
+    for listing in Path(f"/proc/{pid}/task").glob("*/children"):  # a child belongs to the thread that made it
+        try:
+            children += listing.read_text().split()
+        except OSError:
+            continue
+    return total + sum(read_proc_kb(int(child), key) or 0 for child in children)
+
+
 class RssSampler:
-    """Samples a process's VmRSS every `interval` seconds on a background thread."""
+    """Samples the VmRSS of a process and its children every `interval` seconds on a background thread."""
 
     def __init__(self, pid: int, interval: float = 0.5) -> None:
         self.pid, self.interval = pid, interval
@@ -387,7 +401,7 @@ class RssSampler:
 
     def _run(self) -> None:
         while True:
-            kb = read_proc_kb(self.pid, "VmRSS")
+            kb = process_tree_kb(self.pid, "VmRSS")
             if kb is not None:
                 self.samples.append(kb)
             if self._stopped.wait(self.interval):
@@ -585,7 +599,7 @@ class RssCheckpoints:
 
     def __call__(self, tick: Tick) -> None:
         while self.pending and tick.tasks_finished >= self.pending[0] * self.total:
-            self.taken[f"{self.pending.pop(0):.0%}"] = mb(read_proc_kb(self.pid, "VmRSS"))
+            self.taken[f"{self.pending.pop(0):.0%}"] = mb(process_tree_kb(self.pid, "VmRSS"))
 
 
 @dataclass
@@ -636,16 +650,16 @@ def ingest(result: RunResult, opts: Options, client: redis.Redis, store: Store, 
     """Publish the feed into a running collector and measure what it made of it."""
     result.db_bytes_empty = store.size_bytes()
     sampler = RssSampler(collector.pid).start()
-    result.rss_start_mb = mb(read_proc_kb(collector.pid, "VmRSS"))
+    result.rss_start_mb = mb(process_tree_kb(collector.pid, "VmRSS"))
     max_tasks = feed.stream.max_tasks
     checkpoints = RssCheckpoints(collector.pid, max_tasks) if max_tasks else None
     window = feed.publish(client, checkpoints)
 
     published = feed.tasks.task_events
     persisted, last_commit = wait_persisted(store, published, opts.idle_timeout)
-    result.rss_end_mb = mb(read_proc_kb(collector.pid, "VmRSS"))
+    result.rss_end_mb = mb(process_tree_kb(collector.pid, "VmRSS"))
     sampler.stop()
-    result.rss_peak_mb = max(mb(read_proc_kb(collector.pid, "VmHWM")), mb(max(sampler.samples, default=0)))
+    result.rss_peak_mb = max(mb(process_tree_kb(collector.pid, "VmHWM")), mb(max(sampler.samples, default=0)))
     result.rss_at_mb = checkpoints.taken if checkpoints else {}
     result.tasks, result.task_events = feed.stream.tasks_finished, published
     result.worker_events = feed.beats.worker_events

@@ -1,8 +1,10 @@
 """History survives restarts and SIGKILLs; outages are recorded as gaps, never silently skipped."""
 from __future__ import annotations
 
+import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -93,3 +95,47 @@ def test_a_redis_restart_is_a_gap_and_the_collector_carries_on(private_redis, da
     assert "broker connection lost" in gap["reason"]
     assert gap["ended_at"] - gap["started_at"] >= 0.5
     collector.assert_alive("after the Redis restart")
+
+
+def reader_children(pid: int) -> list[int]:
+    """The event reader processes started by any thread of `pid`."""
+    found = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            pids = children.read_text().split()
+            found += [int(c) for c in pids if "webui.collector.reader" in Path(f"/proc/{c}/cmdline").read_text()]
+        except OSError:
+            continue
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_reader_process_never_outlives_a_sigkilled_collector(redis_db, database_url, run_webui):
+    collector = run_webui("collect", *collect_args(redis_db, database_url))
+    wait_subscribed(collector)
+    [reader] = wait_for(lambda: reader_children(collector.pid), message="no reader process")
+    collector.kill(signal.SIGKILL)
+    wait_for(lambda: not alive(reader), timeout=5, message="the reader process outlived its collector")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_dead_reader_process_is_a_gap_and_is_replaced(redis_db, database_url, store, run_webui):
+    collector = run_webui("collect", *collect_args(redis_db, database_url))
+    wait_subscribed(collector)
+    [reader] = wait_for(lambda: reader_children(collector.pid), message="no reader process")
+    os.kill(reader, signal.SIGKILL)
+    gap = wait_for(lambda: [g for g in store.gaps() if g["kind"] == "broker-disconnected" and g["ended_at"]],
+                   timeout=20, message="no closed gap after the reader died")[0]
+    assert "reader process" in gap["reason"]
+    [replacement] = wait_for(lambda: reader_children(collector.pid), message="reader not replaced")
+    assert replacement != reader
+    with dispatcher(redis_db) as d:
+        task_id = send_task_lifecycle(d)
+    wait_for(lambda: store.state(task_id) == "SUCCESS", message="events not stored after the replacement")
