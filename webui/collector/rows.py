@@ -18,6 +18,7 @@ from peewee import Database
 from webui import fastjson
 from webui.collector.merge import EventRecord, TaskState
 from webui.collector.workers import Transition, WorkerState
+from webui.store.database import is_sqlite
 
 TASK_COLUMNS = tuple(f.name for f in fields(TaskState))
 _TASK_DATA_COLUMNS = tuple(c for c in TASK_COLUMNS if c not in ("id", "uuid"))
@@ -83,27 +84,47 @@ class Rows:
 
     def load_tasks(self, uuids: list[str]) -> dict[str, TaskState]:
         found: dict[str, TaskState] = {}
-        p = self.db.param
         for start in range(0, len(uuids), _LOAD_CHUNK):
-            chunk = uuids[start:start + _LOAD_CHUNK]
-            cursor = self.db.execute_sql(self._select_tasks.format(", ".join([p] * len(chunk))), chunk)
-            for row in cursor.fetchall():
+            for row in self._select_by_uuid(uuids[start:start + _LOAD_CHUNK]):
                 state = TaskState(**dict(zip(TASK_COLUMNS, row, strict=True)))
                 state.detail = json.loads(state.detail) if state.detail else {}  # type: ignore[arg-type]
                 found[state.uuid] = state
         return found
 
+    def _select_by_uuid(self, chunk: list[str]) -> list[tuple[Any, ...]]:
+        if is_sqlite(self.db):
+            sql = self._select_tasks.format(", ".join(["?"] * len(chunk)))
+            return self.db.execute_sql(sql, chunk).fetchall()
+        # psycopg prepares a statement after 5 runs and PostgreSQL then reuses a generic plan, made when the
+        # table was tiny: a sequential scan, kept as the table grew (measured: ingest fell to 4,000 events/s).
+        # One array parameter and no preparation: each lookup is planned for the table as it is.
+        with self.db.cursor() as cursor:
+            cursor.execute(self._select_tasks.format("SELECT unnest(%s::text[])"), (chunk,), prepare=False)
+            return cursor.fetchall()
+
     def write_tasks(self, new: list[TaskState], changed: list[TaskState]) -> None:
-        cursor = self.db.cursor()
         if new:
-            cursor.executemany(self._insert_task, [_task_values(t, TASK_COLUMNS) for t in new])
+            self._insert_rows("task", TASK_COLUMNS, self._insert_task, [_task_values(t, TASK_COLUMNS) for t in new])
         if changed:
-            cursor.executemany(self._update_task,
-                               [(*_task_values(t, _TASK_DATA_COLUMNS), t.id) for t in changed])
+            self.db.cursor().executemany(self._update_task,
+                                         [(*_task_values(t, _TASK_DATA_COLUMNS), t.id) for t in changed])
 
     def write_events(self, records: list[EventRecord]) -> None:
         if records:
-            self.db.cursor().executemany(self._insert_event, records)
+            self._insert_rows("task_event", EVENT_COLUMNS, self._insert_event, records)
+
+    def _insert_rows(self, table: str, columns: tuple[str, ...], insert: str, rows: list[Any]) -> None:
+        """Rows known to be new (the single writer checked): executemany, or COPY on PostgreSQL.
+
+        PostgreSQL pays its per-statement overhead for every executemany row: measured, it capped ingest
+        near 5,000 events/s with the server's backend at 100% CPU. COPY sends the rows as one stream.
+        """
+        if is_sqlite(self.db):
+            self.db.cursor().executemany(insert, rows)
+            return
+        with self.db.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
 
     # -- workers ---------------------------------------------------------------------------------------
     def load_workers(self) -> dict[str, WorkerState]:
