@@ -55,7 +55,7 @@ CONNECTION_CLASSES = {
     "UnixDomainSocketConnection": redis.UnixDomainSocketConnection,
 }
 _CHUNK = 1 << 20
-MAX_QUEUED_EVENTS = 1_000_000  # about 1 GB at worst; the collector's own buffer holds 2,000,000 more
+MAX_QUEUED_EVENTS = 500_000  # about 0.5 GB at worst; the collector's own buffer holds 1,000,000 more
 _PIPE_SIZE = 1 << 20
 _POLL = 0.5
 _PING_AFTER = 25.0

@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 GAP_COLLECTOR_DOWN = "collector-down"
 GAP_BROKER = "broker-disconnected"
 GAP_OVERFLOW = "buffer-overflow"
+# About 1 KB of memory per buffered event: a bound of ~1 GB, or 30 s of a 30,000 events/s stream while the
+# database is unavailable. Past it events are dropped, counted, and recorded as a gap.
+MAX_BUFFERED_EVENTS = 1_000_000
 
 
 @dataclass
@@ -73,7 +76,7 @@ class Writer(threading.Thread):
     def __init__(self, db: Database, redactor: Redactor, stats: CollectorStats, *,
                  lock: LeaderLock | None = None,
                  batch_interval: float = 0.25, batch_size: int = 5000, offline_heartbeats: float = 3.0,
-                 no_task_events_warning: float = 60.0, max_buffered_events: int = 2_000_000,
+                 no_task_events_warning: float = 60.0, max_buffered_events: int = MAX_BUFFERED_EVENTS,
                  clock: Callable[[], float] = time.time) -> None:
         super().__init__(name="webui-writer", daemon=True)
         self.db = db
@@ -97,6 +100,7 @@ class Writer(threading.Thread):
         self._next_id = 1
         self._open_gaps: dict[str, int] = {}
         self._overflowing = False
+        self._overflow_dropped = 0  # producer side: events dropped in the current overflow
         self._malformed_logged_at = 0.0
         self.leading = threading.Event()
         self.previous_heartbeat: float | None = None
@@ -108,7 +112,7 @@ class Writer(threading.Thread):
         self.stats.events_dropped += count
         self._control("gap-open", (GAP_OVERFLOW, "the collector fell behind and the event reader's buffer was "
                                    "full: events were dropped"))
-        self._control("gap-close", (GAP_OVERFLOW,))
+        self._control("gap-close", (GAP_OVERFLOW, count))
 
     def put_events(self, raw_events: list[Any], received: float, prepared: bool = False) -> None:
         """Hand over the events of one message. Never blocks; drops (counted) only past the buffer bound.
@@ -117,6 +121,7 @@ class Writer(threading.Thread):
         """
         if self.pending() >= self.max_buffered_events:
             self.stats.events_dropped += len(raw_events)
+            self._overflow_dropped += len(raw_events)
             if not self._overflowing:
                 self._overflowing = True
                 self._control("gap-open", (GAP_OVERFLOW, "the writer fell behind and the event buffer was "
@@ -124,7 +129,8 @@ class Writer(threading.Thread):
             return
         if self._overflowing:
             self._overflowing = False
-            self._control("gap-close", (GAP_OVERFLOW,))
+            self._control("gap-close", (GAP_OVERFLOW, self._overflow_dropped))
+            self._overflow_dropped = 0
         self._inbox.append(("prepared" if prepared else "events", raw_events, received))
         self._enqueued += len(raw_events)
         if self.pending() >= self.batch_size and not self._wake.is_set():  # set() takes a lock: only once
@@ -368,7 +374,7 @@ class Writer(threading.Thread):
             if op == "gap-open" and kind not in self._open_gaps:
                 self._open_gaps[kind] = self.rows.open_gap(at, kind, args[1])
             elif op == "gap-close" and kind in self._open_gaps:
-                lost = self.stats.events_dropped if kind == GAP_OVERFLOW else None
+                lost = args[1] if len(args) > 1 else None  # events dropped while it was open, when known
                 self.rows.close_gap(self._open_gaps.pop(kind), at, lost)
 
     def _count(self, batch: _Batch, task_events: list, malformed: int) -> None:
