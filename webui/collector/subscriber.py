@@ -40,9 +40,6 @@ log = logging.getLogger(__name__)
 
 Handoff = Callable[..., None]  # (events, received_at[, prepared]) -> None
 _POLL = 0.5  # seconds between checks of should_stop while the channel is idle
-_CHUNK = 1 << 20  # bytes read from the subscription socket at once
-_PING_AFTER = 25.0  # seconds of silence before checking the subscription with a PING (redis-py's default)
-_PING_TIMEOUT = 10.0
 
 
 class Subscriber(Protocol):
@@ -102,7 +99,7 @@ class RedisSubscriber:
                 pubsub.connection.retry = Retry(NoBackoff(), 0)
                 log.info("subscribed to %s", ", ".join(topics))
                 on_connected()
-                if _hiredis_reader(pubsub) is not None:
+                if reader_process.has_hiredis_reader(pubsub):
                     self._chunked_loop(pubsub, handoff, should_stop)
                 else:
                     self._loop(pubsub, handoff, should_stop)
@@ -134,50 +131,11 @@ class RedisSubscriber:
                 self._hand_over(message["data"], handoff)
 
     def _chunked_loop(self, pubsub: Any, handoff: Handoff, should_stop: Callable[[], bool]) -> None:
-        """Read the subscription socket in large chunks into the connection's own hiredis reader.
+        def hand_over_all(payloads: list[Any], _received: float) -> None:
+            for payload in payloads:
+                self._hand_over(payload, handoff)
 
-        redis-py spends ~45 us of Python per message on its way to one pub/sub message; clients send every
-        `task-sent` as a message of its own, and that cost, paid under the GIL, starved the writer. Here one
-        recv() brings many messages and hiredis parses them in C. redis-py still connected, authenticated
-        and subscribed, so TLS, Sentinel and key prefixes behave exactly as kombu configured them.
-        """
-        reader = _hiredis_reader(pubsub)
-        nothing = _hiredis_not_enough_data()
-        sock = pubsub.connection._sock
-        buffer = bytearray(_CHUNK)
-        sock.settimeout(_POLL)
-        pinged_at: float | None = None
-        heard_at = time.monotonic()
-        while not should_stop():
-            reply = reader.gets()
-            while reply is not nothing and reply is not False:
-                self._on_reply(reply, handoff)
-                reply = reader.gets()
-            try:
-                size = sock.recv_into(buffer)
-            except TimeoutError:
-                pinged_at = self._check_alive(pubsub, heard_at, pinged_at)
-                continue
-            if size == 0:
-                raise ConnectionError("Redis closed the event subscription connection")
-            reader.feed(buffer, 0, size)
-            heard_at, pinged_at = time.monotonic(), None
-
-    def _on_reply(self, reply: Any, handoff: Handoff) -> None:
-        if isinstance(reply, Exception):
-            raise ConnectionError(f"Redis error on the event subscription: {reply}")
-        if isinstance(reply, list) and len(reply) == 4 and reply[0] in (b"pmessage", "pmessage"):
-            self._hand_over(reply[3], handoff)
-
-    def _check_alive(self, pubsub: Any, heard_at: float, pinged_at: float | None) -> float | None:
-        """A silent subscription may be a dead one (no FIN on a network partition): ping it, then give up."""
-        now = time.monotonic()
-        if pinged_at is None and now - heard_at >= _PING_AFTER:
-            pubsub.connection.send_command("PING")
-            return now
-        if pinged_at is not None and now - pinged_at >= _PING_TIMEOUT:
-            raise ConnectionError(f"Redis did not answer PING on the event subscription within {_PING_TIMEOUT}s")
-        return pinged_at
+        reader_process.drain_subscription(pubsub, hand_over_all, lambda: not should_stop())
 
     def _hand_over(self, data: bytes, handoff: Handoff) -> None:
         try:
@@ -186,20 +144,6 @@ class RedisSubscriber:
             self.on_malformed(exc)
             return
         handoff(events, time.time())
-
-
-def _hiredis_not_enough_data() -> Any:
-    """The sentinel redis-py's hiredis reader returns for an incomplete reply (False by hiredis' default)."""
-    try:
-        from redis._parsers.hiredis import NOT_ENOUGH_DATA
-    except ImportError:
-        return False
-    return NOT_ENOUGH_DATA
-
-
-def _hiredis_reader(pubsub: Any) -> Any:
-    parser = getattr(pubsub.connection, "_parser", None)
-    return getattr(parser, "_reader", None) if type(parser).__name__ == "_HiredisParser" else None
 
 
 class ProcessSubscriber:
