@@ -1,9 +1,12 @@
 """`webui serve`: the page and /healthcheck, which is 200 only with a writable store and a connected collector."""
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from tests import celeryapp as tasks
+from tests.support.processes import LoggedProcess
 from tests.support.waiting import wait_for
 
 
@@ -37,3 +40,19 @@ def test_health_is_503_when_no_collector_runs(redis_db, database_url, run_webui)
     server = run_webui("serve", "--broker", redis_db, "--database", database_url, "--no-embedded-collector")
     response = server.wait_http("/healthcheck", 503, timeout=30)
     assert "no collector has run" in response.body
+
+
+def test_celery_dash_a_webui_collects_with_the_apps_own_broker(worker, database_url, store, tmp_path):
+    """`celery -A tests.celeryapp webui collect`, as users type it: the app's broker, no --broker given."""
+    log_path = tmp_path / "celery-webui.log"
+    process = LoggedProcess([sys.executable, "-m", "celery", "-A", "tests.celeryapp", "webui", "collect",
+                             "--database", database_url, "--batch-interval", "0.1", "--no-enable-events"],
+                            log_path, env={"WEBUI_TEST_BROKER": worker.broker_url})
+    try:
+        wait_for(lambda: "subscribed to /1.celeryev/*" in process.log_text() or process.assert_alive("starting"),
+                 timeout=30, message="celery -A … webui collect never subscribed to the app's broker")
+        result = tasks.add.delay(20, 22)
+        wait_for(lambda: store.state(result.id) == "SUCCESS", timeout=15, message="task not stored")
+    finally:
+        process.stop(grace=10)
+    assert process.poll() == 0, process.log_tail()
