@@ -1,0 +1,57 @@
+"""Jinja filters shared by every page: times the browser localises, durations, state badges."""
+from __future__ import annotations
+
+import datetime
+
+from flask import Flask
+from markupsafe import Markup, escape
+
+NAV_ITEMS = (
+    ("home.index", "Overview"),
+    ("tasks.index", "Tasks"),
+    ("workers.index", "Workers"),
+    ("queues.index", "Queues"),
+    ("broker.index", "Broker"),
+    ("events.index", "Events"),
+)
+
+
+def time_tag(epoch: float | None) -> Markup:
+    """`<time>` with the exact UTC time; static/js/webui.js shows it relative, in the viewer's timezone."""
+    if epoch is None:
+        return Markup('<span class="muted">—</span>')
+    moment = datetime.datetime.fromtimestamp(epoch, tz=datetime.timezone.utc)
+    iso = moment.isoformat(timespec="milliseconds")
+    text = moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return Markup(f'<time class="ts" datetime="{iso}" data-epoch="{epoch:.3f}" title="{text}">{text}</time>')
+
+
+def duration(seconds: float | None) -> str:
+    """A runtime or a wait: '850 ms', '12.3 s', '4 min 05 s', '2 h 03 min'."""
+    if seconds is None:
+        return "—"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def state_badge(state: str | None) -> Markup:
+    state = state or "UNKNOWN"
+    return Markup(f'<span class="badge state-{escape(state.lower())}">{escape(state)}</span>')
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.filters["ts"] = time_tag
+    app.jinja_env.filters["duration"] = duration
+    app.jinja_env.filters["state_badge"] = state_badge
+
+    @app.context_processor
+    def navigation() -> dict[str, object]:
+        # Only pages that exist: the navigation grows with the app.
+        return {"nav_items": [(e, label) for e, label in NAV_ITEMS if e in app.view_functions]}
