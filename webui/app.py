@@ -9,6 +9,7 @@ from celery import Celery
 from flask import Flask, Response, request
 
 from webui import paths
+from webui.celery_app import load_celery_app
 from webui.store.database import bind_models, open_database
 from webui.views import formatting
 
@@ -19,6 +20,10 @@ def create_app(settings: Any, celery_app: Celery | None = None, *, start_collect
     """Build the app for `settings`; start the embedded collector unless told otherwise."""
     app = Flask("webui", template_folder=paths.TEMPLATES_DIR, static_folder=paths.STATIC_DIR)
     app.config["WEBUI_SETTINGS"] = settings
+    # The monitored Celery app (from -A or --broker): the collector and the broker page use it. Building it
+    # imports the user's module but connects to nothing.
+    celery_app = celery_app or load_celery_app(settings)
+    app.extensions["webui_celery_app"] = celery_app
     db = open_database(settings.database)
     bind_models(db)
     app.config["WEBUI_DATABASE"] = db
@@ -45,17 +50,17 @@ def _manage_connections(app: Flask, db: Any) -> None:
 
 
 def _register_views(app: Flask) -> None:
-    from webui.views import health, home
+    from webui.views import broker, health, home
 
     app.register_blueprint(home.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(broker.bp)
 
 
-def _start_collector(app: Flask, settings: Any, celery_app: Celery | None, db: Any) -> None:
-    from webui.celery_app import load_celery_app
+def _start_collector(app: Flask, settings: Any, celery_app: Celery, db: Any) -> None:
     from webui.collector.service import Collector
 
-    collector = Collector(settings, celery_app or load_celery_app(settings), db)
+    collector = Collector(settings, celery_app, db)
     collector.start()
     app.extensions["webui_collector"] = collector
     atexit.register(collector.stop)  # flush buffered events when the worker process exits
