@@ -31,3 +31,22 @@ def test_events_beyond_the_buffer_bound_are_counted_and_become_a_gap(tmp_path):
     assert gaps == [("buffer-overflow", 15, gaps[0][2])] and gaps[0][2] is not None
     assert stored == 11
     db.close()
+
+
+def test_stopping_with_the_database_gone_gives_up_and_says_what_was_not_written(tmp_path, caplog):
+    import threading
+
+    db = open_database(f"sqlite:///{tmp_path}/w.sqlite3")
+    upgrade(db)
+    writer = Writer(db, Redactor(), CollectorStats(leader="test"), batch_interval=0.05)
+    writer.start()
+    writer.leading.wait(5)
+    # Every commit now fails, as with a database that went away.
+    writer.rows.write_events = lambda records: (_ for _ in ()).throw(OSError("database gone"))
+    writer.put_events([event(i) for i in range(5)], 100.0)
+    stopper = threading.Thread(target=writer.stop, kwargs={"timeout": 30})
+    stopper.start()
+    stopper.join(30)
+    assert not writer.is_alive(), "the writer never gave up on an unavailable database while stopping"
+    assert "5 buffered events not written" in caplog.text
+    db.close()

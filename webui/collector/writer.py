@@ -37,6 +37,7 @@ GAP_OVERFLOW = "buffer-overflow"
 # About 1 KB of memory per buffered event: a bound of ~1 GB, or 30 s of a 30,000 events/s stream while the
 # database is unavailable. Past it events are dropped, counted, and recorded as a gap.
 MAX_BUFFERED_EVENTS = 1_000_000
+STOP_ATTEMPTS = 3  # commits tried once a stop was asked for, before giving up on an unavailable database
 
 
 @dataclass
@@ -217,6 +218,7 @@ class Writer(threading.Thread):
 
     def _commit_with_retry(self, batch: _Batch, tick: bool) -> None:
         delay = 0.1
+        failures_while_stopping = 0
         while True:
             try:
                 self._commit(batch, tick)
@@ -228,9 +230,14 @@ class Writer(threading.Thread):
             except Exception as exc:  # noqa: BLE001 - any database error: retry, never drop the batch
                 self._forget_unsaved(batch)
                 self.stats.commit_error = f"{type(exc).__name__}: {exc}"
+                if self._stopping.is_set():
+                    failures_while_stopping += 1
+                    if failures_while_stopping >= STOP_ATTEMPTS:
+                        # Shutting down and the database still refuses: say exactly what is lost, then go.
+                        log.error("stopping with the database unavailable (%s): %d buffered events not written",
+                                  self.stats.commit_error, self.pending())
+                        raise
                 log.warning("database write failed (%s); retrying in %.1fs", self.stats.commit_error, delay)
-                if self._stopping.is_set() and delay > 5:
-                    raise
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 self._reconnect()
