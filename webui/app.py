@@ -50,11 +50,13 @@ def _manage_connections(app: Flask, db: Any) -> None:
 
 
 def _register_views(app: Flask) -> None:
-    from webui.views import broker, health, home
+    from webui.views import broker, health, home, task_detail, workers
 
     app.register_blueprint(home.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(broker.bp)
+    app.register_blueprint(task_detail.bp)
+    app.register_blueprint(workers.bp)
 
 
 def _start_collector(app: Flask, settings: Any, celery_app: Celery, db: Any) -> None:

@@ -148,6 +148,9 @@ SETTINGS: tuple[Setting, ...] = (
             "states.", COLLECTOR),
     Setting("inspect_timeout", "float", 2.0, "Seconds to wait for workers' replies to inspect calls.",
             COLLECTOR, min=0.1, max=60),
+    Setting("inspect_interval", "float", 30.0,
+            "Seconds between the collector's inspect broadcasts (stats, queues, registered tasks, …) that "
+            "fill the workers pages.", COLLECTOR, min=5),
     Setting("no_task_events_warning", "float", 60.0,
             "Seconds workers may be online without sending task events before the UI warns.",
             COLLECTOR, min=1),
@@ -193,6 +196,7 @@ class Settings:
     reader_process: bool
     reconcile: bool
     inspect_timeout: float
+    inspect_interval: float
     no_task_events_warning: float
     store_args: bool
     store_results: bool

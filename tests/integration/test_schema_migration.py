@@ -31,8 +31,8 @@ def test_a_version_1_database_is_upgraded_and_keeps_its_data(database_url, store
 
         applied = upgrade(db)
 
-        assert applied == ["0002_worker_transitions"]
-        assert current_version(db) == latest_version() == 2
+        assert applied == ["0002_worker_transitions", "0003_worker_inspection"]
+        assert current_version(db) == latest_version() == 3
         assert upgrade(db) == []  # idempotent: a second start applies nothing
     finally:
         close_database(db)
@@ -40,7 +40,8 @@ def test_a_version_1_database_is_upgraded_and_keeps_its_data(database_url, store
     assert task["state"] == "SUCCESS" and task["args"] == "(1, 2)" and task["succeeded_at"] == 1000.25
     assert store.events("old-task")[0]["type"] == "task-succeeded"
     assert store.rows("SELECT hostname FROM worker") == [{"hostname": "w1@old"}]
-    assert store.count("worker_event") == 0  # the new table exists and is usable
+    assert store.count("worker_event") == 0  # the new tables exist and are usable
+    assert store.count("worker_inspection") == 0
 
 
 def test_timestamps_keep_sub_second_precision(database_url, store):

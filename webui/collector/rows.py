@@ -16,6 +16,7 @@ from typing import Any
 from peewee import Database
 
 from webui import fastjson
+from webui.collector import inspector
 from webui.collector.merge import EventRecord, TaskState
 from webui.collector.workers import Transition, WorkerState
 from webui.store.database import is_sqlite
@@ -157,6 +158,23 @@ class Rows:
         cursor = self.db.execute_sql(sql + " RETURNING id", values)
         return int(cursor.fetchone()[0])
 
+    # -- inspection ------------------------------------------------------------------------------------
+    def write_inspection(self, results: dict[str, dict[str, Any]], at: float) -> None:
+        """Merge each answering worker's replies into its row; workers that did not answer keep theirs."""
+        p = self.db.param
+        for hostname, fresh in results.items():
+            row = self.db.execute_sql(f"SELECT data FROM worker_inspection WHERE hostname = {p}",
+                                      (hostname,)).fetchone()
+            previous = _loads_object(row[0]) if row else None
+            data, error = inspector.merge(previous, fresh)
+            values = (at, fastjson.dumps(data), error, hostname)
+            if row:
+                self.db.execute_sql(
+                    f"UPDATE worker_inspection SET at = {p}, data = {p}, error = {p} WHERE hostname = {p}", values)
+            else:
+                self.db.execute_sql(
+                    f"INSERT INTO worker_inspection (at, data, error, hostname) VALUES ({p}, {p}, {p}, {p})", values)
+
     # -- gaps and status -------------------------------------------------------------------------------
     def open_gap(self, started_at: float, kind: str, reason: str) -> int:
         p = self.db.param
@@ -191,6 +209,14 @@ class Rows:
 
 _GETTERS = {columns: (attrgetter(*columns), columns.index("detail"))
             for columns in (TASK_COLUMNS, _TASK_DATA_COLUMNS)}
+
+
+def _loads_object(text: str | None) -> dict[str, Any] | None:
+    try:
+        value = fastjson.loads(text) if text else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _task_values(task: TaskState, columns: tuple[str, ...]) -> tuple[Any, ...]:

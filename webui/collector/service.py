@@ -25,7 +25,7 @@ from peewee import Database
 from redis.exceptions import RedisError
 
 from webui.celery_app import safe_broker_url
-from webui.collector import reconcile
+from webui.collector import inspector, reconcile
 from webui.collector.leader import leader_lock
 from webui.collector.subscriber import MalformedCounter, make_subscriber
 from webui.collector.writer import GAP_BROKER, GAP_COLLECTOR_DOWN, CollectorStats, Writer
@@ -181,9 +181,19 @@ class Collector:
         if self.settings.enable_events:
             helpers.append(threading.Thread(target=self._enable_events_loop, args=(writer,),
                                             name="webui-enable-events", daemon=True))
+        helpers.append(threading.Thread(target=self._inspect_loop, args=(writer,), name="webui-inspector",
+                                        daemon=True))
         for helper in helpers:
             helper.start()
         return helpers
+
+    def _inspect_loop(self, writer: Writer) -> None:
+        """Keep `worker_inspection` fresh for the workers pages (webui.collector.inspector)."""
+        stats = self.stats
+        inspector.inspect_loop(
+            self.app, self.db, writer, self.redactor, interval=self.settings.inspect_interval,
+            timeout=self.settings.inspect_timeout, stop=self._stop,
+            connected_since=lambda: stats.connected_since if stats.connected else None)
 
     def _enable_events_loop(self, writer: Writer) -> None:
         """Broadcast `enable_events` so workers started without -E send task events (as Flower does)."""

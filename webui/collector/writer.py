@@ -142,6 +142,11 @@ class Writer(threading.Thread):
         self._inbox.append(("repair", (events, source), self.clock()))
         self._wake.set()
 
+    def put_inspection(self, results: dict[str, dict[str, Any]], at: float) -> None:
+        """The workers' inspect replies (`{hostname: {command: reply}}`, already cleaned by the inspector)."""
+        self._inbox.append(("inspection", results, at))
+        self._wake.set()
+
     def open_gap(self, kind: str, reason: str, started_at: float | None = None) -> None:
         self._control("gap-open", (kind, reason), started_at)
 
@@ -279,6 +284,9 @@ class Writer(threading.Thread):
                 self._check_task_events_flowing()
             self.rows.write_workers([self._workers[h] for h in touched_workers], transitions, self._workers)
             self._apply_controls(controls)
+            for kind, results, at in batch.items:
+                if kind == "inspection":
+                    self.rows.write_inspection(results, at)
             self._count(batch, task_events, malformed)
             if tick or batch.items:
                 self.rows.write_status(self._status_values())

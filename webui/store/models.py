@@ -148,3 +148,15 @@ class CollectorStatus(BaseModel):
 
 
 ALL_MODELS = (Task, TaskEvent, Worker, WorkerEvent, CollectorGap, CollectorStatus)
+
+
+class WorkerInspection(BaseModel):
+    """The latest inspect replies of one worker (`data`: JSON by command), written by the collector's inspector.
+
+    `at` is when that worker last answered; a worker that stops answering keeps its last replies and their time.
+    """
+
+    hostname = CharField(max_length=255, unique=True)
+    at = DoubleField()
+    data = TextField(null=True)  # JSON: {command: reply} for stats, active_queues, registered, active, …
+    error = TextField(null=True)  # commands that answered {'error': …} in the latest inspection

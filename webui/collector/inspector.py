@@ -1,0 +1,163 @@
+"""Ask the workers what they are (stats, queues, registered tasks, configuration) and what they hold.
+
+The leading collector runs `inspect_loop` in a helper thread: once right after each (re)connection, then every
+`inspect_interval` seconds. The eight broadcasts run at once and each returns as soon as every worker the store
+knows online has replied (else after `inspect_timeout`). The replies go to the writer, the only database
+writer, which merges them into `worker_inspection`. Pages read that table: a page never waits on a broadcast.
+
+Replies are data from the broker, so they are treated like events: task arguments in active, reserved and
+scheduled pass through the same privacy filter as task events, and the configuration and stats go through its
+masking rules too (Celery censors them already, but older workers or custom settings may not be).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from celery import Celery
+from celery.utils.saferepr import saferepr
+from peewee import Database
+
+from webui import fastjson
+from webui.collector.reconcile import online_workers
+from webui.privacy import Redactor
+
+log = logging.getLogger(__name__)
+
+COMMANDS = ("stats", "active_queues", "registered", "active", "reserved", "scheduled", "revoked", "conf")
+_TASK_LISTS = ("active", "reserved")
+_MASKED_WHOLE = ("stats", "conf")
+MAX_HOSTNAME = 255  # the worker table's limit
+
+
+# -- pure: replies by command → data by worker ------------------------------------------------------------
+
+def by_worker(replies: Mapping[str, Mapping[str, Any] | None], redactor: Redactor) -> dict[str, dict[str, Any]]:
+    """`{command: {hostname: reply}}` as inspect returns it → `{hostname: {command: reply}}`, cleaned.
+
+    Beat's `celerybeat@host` is not a worker (it answers ping only, but never count it); hostnames that
+    are not strings or longer than the store allows are dropped.
+    """
+    workers: dict[str, dict[str, Any]] = {}
+    for command, answers in replies.items():
+        for hostname, reply in (answers or {}).items():
+            if not isinstance(hostname, str) or not hostname or len(hostname) > MAX_HOSTNAME:
+                continue
+            if hostname.startswith("celerybeat@"):
+                continue
+            workers.setdefault(hostname, {})[command] = clean_reply(command, reply, redactor)
+    return workers
+
+
+def clean_reply(command: str, reply: Any, redactor: Redactor) -> Any:
+    """Mask what a reply may hide: task arguments as in task events, secrets in stats and configuration."""
+    if is_error(reply):
+        return reply
+    if command in _TASK_LISTS and isinstance(reply, list):
+        return [clean_request(r, redactor) for r in reply]
+    if command == "scheduled" and isinstance(reply, list):
+        return [{**e, "request": clean_request(e.get("request"), redactor)} if isinstance(e, dict) else e
+                for e in reply]
+    if command in _MASKED_WHOLE:
+        return _mask_json(reply, redactor)
+    return reply
+
+
+def clean_request(request: Any, redactor: Redactor) -> Any:
+    """A task request from active/reserved/scheduled with args and kwargs masked and capped like task events."""
+    if not isinstance(request, dict):
+        return request
+    payload = {"args": _repr(request.get("args"), positional=True), "kwargs": _repr(request.get("kwargs"))}
+    return {**request, **redactor.clean_event(payload, copy=False)}
+
+
+def _repr(value: Any, positional: bool = False) -> str | None:
+    """Text like Celery's argsrepr: `active(safe=True)` sends it already; reserved and scheduled send values."""
+    if value is None or isinstance(value, str):
+        return value
+    if positional and isinstance(value, list):
+        value = tuple(value)
+    return saferepr(value, 1024)
+
+
+def _mask_json(value: Any, redactor: Redactor) -> Any:
+    """Apply the masking rules to a JSON value through its text (`"password": "x"` is a masked dict item)."""
+    text = fastjson.dumps(value)
+    masked = redactor.mask(text)
+    if masked == text:
+        return value
+    try:
+        return fastjson.loads(masked)
+    except ValueError:
+        return masked  # still masked, just no longer structured
+
+
+def is_error(reply: Any) -> bool:
+    """A command that raised on the worker answers `{'error': repr(exc)}`."""
+    return isinstance(reply, dict) and set(reply) == {"error"}
+
+
+def merge(previous: Mapping[str, Any] | None, fresh: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """A worker's stored replies updated with the commands it answered now; and the errors it answered.
+
+    A command the worker did not answer (or answered with an error) keeps its previous reply.
+    """
+    data = dict(previous or {})
+    errors = []
+    for command, reply in fresh.items():
+        if is_error(reply):
+            errors.append(f"{command}: {reply['error']}")
+        else:
+            data[command] = reply
+    return data, "; ".join(errors) or None
+
+
+# -- I/O: the broadcasts and the loop ---------------------------------------------------------------------
+
+def broadcast(app: Celery, timeout: float, expected: int | None) -> dict[str, dict[str, Any] | None]:
+    """Every command at once; each returns after `expected` replies, or after `timeout`."""
+    inspect = app.control.inspect(timeout=timeout, limit=expected or None)
+    with ThreadPoolExecutor(max_workers=len(COMMANDS), thread_name_prefix="webui-inspect") as pool:
+        futures = {command: pool.submit(_call, inspect, command) for command in COMMANDS}
+    return {command: future.result() for command, future in futures.items()}
+
+
+def _call(inspect: Any, command: str) -> dict[str, Any] | None:
+    try:
+        if command == "active":
+            return inspect.active(safe=True)  # argsrepr strings, never unpickled values
+        return getattr(inspect, command)()
+    except Exception as exc:  # noqa: BLE001 - one failed command must not lose the others' replies
+        log.debug("inspect %s failed: %s", command, exc)
+        return None
+
+
+def inspect_once(app: Celery, writer: Any, redactor: Redactor, *, timeout: float, expected: int | None) -> int:
+    """Broadcast, and hand what came back to the writer; returns how many workers answered."""
+    at = time.time()
+    results = by_worker(broadcast(app, timeout, expected), redactor)
+    if results:
+        writer.put_inspection(results, at)
+    return len(results)
+
+
+def inspect_loop(app: Celery, db: Database, writer: Any, redactor: Redactor, *, interval: float, timeout: float,
+                 stop: threading.Event, connected_since: Callable[[], float | None]) -> None:
+    """Inspect right after each (re)connection, then every `interval` seconds, while this term lasts."""
+    inspected_connection: float | None = None
+    next_at = 0.0
+    while not stop.is_set() and writer.is_alive():
+        since = connected_since()
+        if since is not None and (since != inspected_connection or time.time() >= next_at):
+            inspected_connection = since
+            next_at = time.time() + interval
+            try:
+                answered = inspect_once(app, writer, redactor, timeout=timeout, expected=online_workers(db))
+                log.debug("inspected %d workers", answered)
+            except Exception as exc:  # noqa: BLE001 - the pages show the last replies and their age
+                log.warning("inspecting the workers failed: %s", exc)
+        stop.wait(0.5)

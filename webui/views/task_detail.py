@@ -1,0 +1,90 @@
+"""`/task/<id>`: everything known of one task: facts, outcome, every event by attempt, and its workflow."""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from flask import Blueprint, current_app, render_template
+from flask.blueprints import BlueprintSetupState
+from werkzeug.routing import PathConverter
+
+from webui.store import task_queries
+from webui.store.models import Task
+
+bp = Blueprint("task", __name__)
+
+
+class TaskIdConverter(PathConverter):
+    """Like `path`, but it matches newlines too, so such an id gets our 400 rather than a bare 404."""
+
+    regex = r"[^/][\s\S]*?"
+
+
+@bp.record_once
+def _add_converter(state: BlueprintSetupState) -> None:
+    state.app.url_map.converters.setdefault("task_id", TaskIdConverter)
+
+
+MAX_TASK_ID_LENGTH = 255  # the task.uuid column
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@bp.get("/task/<task_id:task_id>")
+def detail(task_id: str) -> tuple[str, int] | str:
+    """The task page; 400 for an id no task can have, 404 for one this monitor never saw."""
+    problem = _invalid_id(task_id)
+    if problem:
+        return render_template("task_detail.html", task=None, task_id=None, problem=problem,
+                               page_title="Bad task id"), 400
+    task = task_queries.task_by_uuid(task_id)
+    if task is None:
+        return render_template("task_detail.html", task=None, task_id=task_id, problem=None,
+                               page_title=f"Task {task_id[:8]}"), 404
+    events = task_queries.task_timeline(task)
+    start, end = task_queries.task_lifetime(task, events)
+    attempts = task_queries.group_attempts(events)
+    gaps = task_queries.gaps_during(start, end)
+    return render_template(
+        "task_detail.html",
+        task=task,
+        task_id=task.uuid,
+        problem=None,
+        page_title=f"Task {task.uuid[:8]}",
+        attempts=attempts,
+        timeline=list(zip(attempts, task_queries.place_gaps(attempts, gaps), strict=True)),
+        event_count=len(events),
+        origin=min((e.timestamp for e in events if e.timestamp is not None), default=None),
+        gaps=gaps,
+        workflow=task_queries.workflow(task),
+        facts=_facts(task),
+        worker_pages="workers.detail" in current_app.view_functions,
+    )
+
+
+def _invalid_id(task_id: str) -> str | None:
+    if len(task_id) > MAX_TASK_ID_LENGTH:
+        return f"A task id is at most {MAX_TASK_ID_LENGTH} characters; this one has {len(task_id)}."
+    if _CONTROL_CHARACTERS.search(task_id):
+        return "A task id cannot contain control characters (newlines, tabs, NUL…)."
+    return None
+
+
+def _facts(task: Task) -> dict[str, Any]:
+    """Derived numbers: queue wait, whether a run was repeated, the detail JSON."""
+    detail = _detail(task.detail)
+    queued_at = task.sent_at if task.sent_at is not None else task.received_at
+    wait = task.started_at - queued_at if task.started_at is not None and queued_at is not None else None
+    duplicates = detail.get("duplicate_starts") or 0
+    repeated = task.executions > task.retries + 1 or bool(duplicates)
+    return {"detail": detail, "queue_wait": wait, "repeated": repeated, "duplicate_starts": duplicates}
+
+
+def _detail(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
