@@ -104,7 +104,9 @@ class CeleryWorker:
     """A real prefork worker (`-c 2`) of `tests.celeryapp` on `broker_url`; `ensure_alive` restarts it if it
     died. With `task_events=False` it starts without -E and sends no task events until `enable_events`."""
 
-    def __init__(self, app: Celery, broker_url: str, log_path: Path, name: str = "testworker@%h",
+    # The test session's pid in the default name: two test sessions on one machine (a developer's and CI's)
+    # must not answer each other's pings and inspects under one name.
+    def __init__(self, app: Celery, broker_url: str, log_path: Path, name: str = f"testworker-{os.getpid()}@%h",
                  task_events: bool = True) -> None:
         self.app = app
         self.task_events = task_events

@@ -19,11 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from celery import Celery
-from celery.utils.saferepr import saferepr
 from peewee import Database
 
 from webui import fastjson
-from webui.collector.reconcile import online_workers
+from webui.collector.reconcile import celery_repr, online_workers
 from webui.privacy import Redactor
 
 log = logging.getLogger(__name__)
@@ -71,17 +70,9 @@ def clean_request(request: Any, redactor: Redactor) -> Any:
     """A task request from active/reserved/scheduled with args and kwargs masked and capped like task events."""
     if not isinstance(request, dict):
         return request
-    payload = {"args": _repr(request.get("args"), positional=True), "kwargs": _repr(request.get("kwargs"))}
+    payload = {"args": celery_repr(request.get("args"), positional=True),
+               "kwargs": celery_repr(request.get("kwargs"))}
     return {**request, **redactor.clean_event(payload, copy=False)}
-
-
-def _repr(value: Any, positional: bool = False) -> str | None:
-    """Text like Celery's argsrepr: `active(safe=True)` sends it already; reserved and scheduled send values."""
-    if value is None or isinstance(value, str):
-        return value
-    if positional and isinstance(value, list):
-        value = tuple(value)
-    return saferepr(value, 1024)
 
 
 def _mask_json(value: Any, redactor: Redactor) -> Any:

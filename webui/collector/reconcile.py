@@ -61,14 +61,15 @@ def inspect_workers(app: Celery, timeout: float, expected: int | None = None
 def _event(etype: str, hostname: str, request: dict[str, Any], ts: float, **extra: Any) -> dict[str, Any]:
     return {
         "type": etype, "uuid": request.get("id"), "hostname": hostname, "timestamp": ts,
-        "name": request.get("name"), "args": _repr(request.get("args"), positional=True),
-        "kwargs": _repr(request.get("kwargs")),
+        "name": request.get("name"), "args": celery_repr(request.get("args"), positional=True),
+        "kwargs": celery_repr(request.get("kwargs")),
         **{k: v for k, v in extra.items() if v is not None},
     }
 
 
-def _repr(value: Any, positional: bool = False) -> str | None:
-    """Render like Celery's argsrepr/kwargsrepr: replies carry args as a JSON list, Celery shows a tuple."""
+def celery_repr(value: Any, positional: bool = False) -> str | None:
+    """Text like Celery's argsrepr/kwargsrepr. `active(safe=True)` replies carry it already; `reserved` and
+    `scheduled` carry values, with positional args as a JSON list where Celery shows a tuple."""
     if value is None or isinstance(value, str):
         return value
     if positional and isinstance(value, list):
@@ -112,9 +113,9 @@ def backend_outcomes(app: Celery, task_ids: list[str]) -> list[dict[str, Any]]:
         ts = done.timestamp() if hasattr(done, "timestamp") else time.time()
         event: dict[str, Any] = {"type": etype, "uuid": task_id, "timestamp": ts}
         if etype == "task-succeeded":
-            event["result"] = _repr(meta.get("result"))
+            event["result"] = celery_repr(meta.get("result"))
         elif etype == "task-failed":
-            event["exception"] = _repr(meta.get("result"))
+            event["exception"] = celery_repr(meta.get("result"))
             event["traceback"] = meta.get("traceback")
         events.append(event)
     return events
