@@ -10,7 +10,6 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 import redis
@@ -31,6 +30,7 @@ from tests.support.services import (  # noqa: E402
     redis_available,
     redis_server_binary,
     start_private_redis,
+    unavailable,
     with_path,
 )
 
@@ -40,12 +40,6 @@ WORKER_DB = 1
 # Databases 0 and 1 are left alone: 0 is everyone's default, 1 is the session worker's broker.
 _TEST_DBS = itertools.cycle(range(2, 16))
 
-
-def _unavailable(reason: str) -> NoReturn:
-    """Skip for want of a service, except under CI, which must run every test."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so this is a failure, not a skip)")
-    pytest.skip(reason)
 
 
 # -- Redis ------------------------------------------------------------------------------------------------
@@ -88,7 +82,7 @@ def redis_db(redis_url: str) -> str:
 def private_redis() -> Iterator[PrivateRedis]:
     """A `redis-server` of the test's own, for stopping, killing and restarting the broker."""
     if redis_server_binary() is None:
-        _unavailable("redis-server is not on PATH: install it to run broker restart tests")
+        unavailable("redis-server is not on PATH: install it to run broker restart tests")
     with start_private_redis() as server:
         yield server
 
@@ -101,7 +95,7 @@ def postgres_admin() -> str:
     """URL of a PostgreSQL server where tests may create databases (skips when unreachable)."""
     url = postgres_admin_url()
     if not postgres_available(url):
-        _unavailable(f"PostgreSQL not reachable at {url}: set WEBUI_TEST_POSTGRES")
+        unavailable(f"PostgreSQL not reachable at {url}: set WEBUI_TEST_POSTGRES")
     return url
 
 
@@ -126,7 +120,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 def rabbitmq_url() -> str:
     url = os.environ.get("WEBUI_TEST_RABBITMQ", DEFAULT_RABBITMQ_URL)
     if not amqp_available(url):
-        _unavailable(f"RabbitMQ not reachable at {url}: set WEBUI_TEST_RABBITMQ")
+        unavailable(f"RabbitMQ not reachable at {url}: set WEBUI_TEST_RABBITMQ")
     return url
 
 
@@ -175,3 +169,12 @@ def run_webui(tmp_path: Path) -> Iterator[Callable[..., WebuiProcess]]:
         process.stop(grace=5)
         print(f"---- {' '.join(process.argv[2:])} (exit {process.poll()}), log {process.log_path}:")
         print(process.log_tail())
+
+
+@pytest.fixture
+def server(worker: CeleryWorker, database_url: str, run_webui: Callable[..., WebuiProcess]) -> WebuiProcess:
+    """A real `webui serve` fed by the session's real worker, healthy (collector connected) before use."""
+    process = run_webui("serve", "--broker", worker.broker_url, "--database", database_url,
+                        "--batch-interval", "0.1", "--no-enable-events")
+    process.wait_http("/healthcheck", 200, timeout=30)
+    return process

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.services import unavailable
+
 CHROMIUM = Path(os.environ.get("WEBUI_TEST_CHROMIUM", "/usr/bin/chromium"))
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 VIEWPORT = {"width": 1280, "height": 900}
@@ -25,21 +27,16 @@ document.addEventListener("securitypolicyviolation", function (e) {
 """
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so this is a failure, not a skip)")
-    pytest.skip(reason)
-
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     """Headless Debian Chromium for the whole session."""
     if not CHROMIUM.exists():
-        _unavailable(f"{CHROMIUM} is missing: apt-get install chromium to run the browser tests")
+        unavailable(f"{CHROMIUM} is missing: apt-get install chromium to run the browser tests")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _unavailable("the playwright package is missing: pip install -e '.[test]'")
+        unavailable("the playwright package is missing: pip install -e '.[test]'")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True,

@@ -11,14 +11,6 @@ from tests.support.waiting import wait_for
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
-@pytest.fixture
-def server(worker, database_url, run_webui):
-    """A real server fed by the session's real worker."""
-    process = run_webui("serve", "--broker", worker.broker_url, "--database", database_url,
-                        "--batch-interval", "0.1", "--no-enable-events")
-    process.wait_http("/healthcheck", 200, timeout=30)
-    return process
-
 
 def task_url(server, task_id: str, state: str) -> str:
     wait_for(lambda: state in server.get(f"/task/{task_id}").body, timeout=20,

@@ -20,13 +20,6 @@ XSS_SCRIPT = "<script>alert(1)</script>"
 XSS_IMG = '"><img src=x onerror=alert(1)>'
 
 
-@pytest.fixture
-def server(worker, database_url, run_webui):
-    process = run_webui("serve", "--broker", worker.broker_url, "--database", database_url,
-                        "--batch-interval", "0.1", "--no-enable-events")
-    process.wait_http("/healthcheck", 200, timeout=30)
-    return process
-
 
 def page_when(server, task_id: str, text: str, timeout: float = 20):
     """The task page once it shows `text` (the collector writes every 0.1 s)."""

@@ -14,10 +14,11 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+import pytest
 import redis
 from psycopg import sql
 
@@ -204,3 +205,10 @@ def amqp_available(url: str, timeout: float = 2.0) -> bool:
         return False
     finally:
         conn.release()
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip for want of a service or tool, except under CI, which must run every test."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set, so this is a failure, not a skip)")
+    pytest.skip(reason)

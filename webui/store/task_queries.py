@@ -98,14 +98,23 @@ def task_timeline(task: Task) -> list[TimelineEvent]:
     ]
 
 
-def _decode(data: str | None) -> dict[str, Any]:
-    if not data:
-        return {}
+def json_object(text: str | None) -> dict[str, Any] | None:
+    """The JSON object stored in a text column, or None when the text is empty or not an object."""
+    if not text:
+        return None
     try:
-        value = json.loads(data)
+        value = json.loads(text)
     except ValueError:
-        return {"data": data}
-    return value if isinstance(value, dict) else {"data": value}
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _decode(data: str | None) -> dict[str, Any]:
+    """An event's data for display: what is not a JSON object is still shown, as it was stored."""
+    value = json_object(data)
+    if value is not None:
+        return value
+    return {"data": data} if data else {}
 
 
 def group_attempts(events: list[TimelineEvent]) -> list[Attempt]:

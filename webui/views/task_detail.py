@@ -1,7 +1,6 @@
 """`/task/<id>`: everything known of one task: facts, outcome, every event by attempt, and its workflow."""
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -72,19 +71,10 @@ def _invalid_id(task_id: str) -> str | None:
 
 def _facts(task: Task) -> dict[str, Any]:
     """Derived numbers: queue wait, whether a run was repeated, the detail JSON."""
-    detail = _detail(task.detail)
+    detail = task_queries.json_object(task.detail) or {}
     queued_at = task.sent_at if task.sent_at is not None else task.received_at
     wait = task.started_at - queued_at if task.started_at is not None and queued_at is not None else None
     duplicates = detail.get("duplicate_starts") or 0
     repeated = task.executions > task.retries + 1 or bool(duplicates)
     return {"detail": detail, "queue_wait": wait, "repeated": repeated, "duplicate_starts": duplicates}
 
-
-def _detail(text: str | None) -> dict[str, Any]:
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
