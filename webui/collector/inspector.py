@@ -21,7 +21,7 @@ from typing import Any
 from celery import Celery
 from peewee import Database
 
-from webui import fastjson
+from webui import broadcasts, fastjson
 from webui.collector.reconcile import celery_repr, online_workers
 from webui.privacy import Redactor
 
@@ -111,17 +111,16 @@ def merge(previous: Mapping[str, Any] | None, fresh: Mapping[str, Any]) -> tuple
 
 def broadcast(app: Celery, timeout: float, expected: int | None) -> dict[str, dict[str, Any] | None]:
     """Every command at once; each returns after `expected` replies, or after `timeout`."""
-    inspect = app.control.inspect(timeout=timeout, limit=expected or None)
     with ThreadPoolExecutor(max_workers=len(COMMANDS), thread_name_prefix="webui-inspect") as pool:
-        futures = {command: pool.submit(_call, inspect, command) for command in COMMANDS}
+        futures = {command: pool.submit(_call, app, command, timeout, expected or None) for command in COMMANDS}
     return {command: future.result() for command, future in futures.items()}
 
 
-def _call(inspect: Any, command: str) -> dict[str, Any] | None:
+def _call(app: Celery, command: str, timeout: float, limit: int | None) -> dict[str, Any] | None:
+    # `active(safe=True)`: argsrepr strings, never unpickled values.
+    arguments: dict[str, Any] = {"safe": True} if command == "active" else {}
     try:
-        if command == "active":
-            return inspect.active(safe=True)  # argsrepr strings, never unpickled values
-        return getattr(inspect, command)()
+        return broadcasts.inspect(app, command, timeout=timeout, limit=limit, **arguments)
     except Exception as exc:  # noqa: BLE001 - one failed command must not lose the others' replies
         log.debug("inspect %s failed: %s", command, exc)
         return None

@@ -23,6 +23,8 @@ from celery.backends.base import DisabledBackend
 from celery.utils.saferepr import saferepr
 from peewee import Database
 
+from webui import broadcasts
+
 log = logging.getLogger(__name__)
 
 UNFINISHED_STATES = ("PENDING", "RECEIVED", "STARTED")
@@ -37,11 +39,11 @@ def inspect_workers(app: Celery, timeout: float, expected: int | None = None
     The three broadcasts run at once, and each returns as soon as `expected` workers replied (else after
     `timeout`): a repair that arrives late is still correct, but one that arrives early is more useful.
     """
-    inspect = app.control.inspect(timeout=timeout, limit=expected or None)
+    limit = expected or None
     with ThreadPoolExecutor(max_workers=3, thread_name_prefix="webui-inspect") as pool:
-        active = pool.submit(inspect.active, safe=True)
-        reserved = pool.submit(inspect.reserved)
-        scheduled = pool.submit(inspect.scheduled)
+        active = pool.submit(broadcasts.inspect, app, "active", timeout=timeout, limit=limit, safe=True)
+        reserved = pool.submit(broadcasts.inspect, app, "reserved", timeout=timeout, limit=limit)
+        scheduled = pool.submit(broadcasts.inspect, app, "scheduled", timeout=timeout, limit=limit)
     events: list[dict[str, Any]] = []
     answered: set[str] = set()
     now = time.time()

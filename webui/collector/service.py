@@ -24,6 +24,7 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from peewee import Database
 from redis.exceptions import RedisError
 
+from webui import broadcasts
 from webui.celery_app import safe_broker_url
 from webui.collector import inspector, reconcile
 from webui.collector.leader import leader_lock
@@ -201,7 +202,7 @@ class Collector:
         while not self._stop.is_set() and writer.is_alive():
             if self.stats.connected:
                 try:
-                    self.app.control.enable_events()
+                    broadcasts.broadcast(self.app, "enable_events")
                 except Exception as exc:  # noqa: BLE001 - the subscription loop reports broker trouble
                     log.debug("enable_events broadcast failed: %s", exc)
             self._stop.wait(interval)
