@@ -31,7 +31,7 @@ class Task(BaseModel):
     id = IntegerField(primary_key=True)
     uuid = CharField(max_length=255, unique=True)
     name = CharField(max_length=255, null=True)
-    state = CharField(max_length=16, index=True)
+    state = CharField(max_length=16)  # indexed with id, like name, worker and queue (migration 0004)
     args = TextField(null=True)
     kwargs = TextField(null=True)
     result = TextField(null=True)
