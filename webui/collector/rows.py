@@ -18,6 +18,7 @@ from peewee import Database
 from webui import fastjson
 from webui.collector import inspector
 from webui.collector.merge import EventRecord, TaskState
+from webui.collector.rollups import VALUE_COLUMNS as ROLLUP_COLUMNS
 from webui.collector.workers import Transition, WorkerState
 from webui.store.database import is_sqlite
 
@@ -77,6 +78,11 @@ class Rows:
                                f"WHERE id = {p}")
         self._insert_transition = (f"INSERT INTO worker_event (worker_id, online, at, reason) "
                                    f"VALUES ({p}, {p}, {p}, {p})")
+        # Additive upsert (SQLite >= 3.24 and PostgreSQL): a minute's row grows with every batch that has events in it.
+        self._upsert_rollup = (
+            f"INSERT INTO task_minute (minute, name, {', '.join(ROLLUP_COLUMNS)}) "
+            f"VALUES ({', '.join([p] * (len(ROLLUP_COLUMNS) + 2))}) ON CONFLICT (minute, name) DO UPDATE SET "
+            + ", ".join(f"{c} = task_minute.{c} + excluded.{c}" for c in ROLLUP_COLUMNS))
 
     # -- tasks -----------------------------------------------------------------------------------------
     def next_task_id(self) -> int:
@@ -126,6 +132,11 @@ class Rows:
         with self.db.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
+
+    def write_rollups(self, rollups: dict[tuple[int, str], list[float]]) -> None:
+        """Add one batch's per-minute counts (webui.collector.rollups.accumulate) to `task_minute`."""
+        if rollups:
+            self.db.cursor().executemany(self._upsert_rollup, [(*key, *values) for key, values in rollups.items()])
 
     # -- workers ---------------------------------------------------------------------------------------
     def load_workers(self) -> dict[str, WorkerState]:

@@ -23,7 +23,7 @@ from typing import Any
 
 from peewee import Database
 
-from webui.collector import merge, workers
+from webui.collector import merge, rollups, workers
 from webui.collector.decode import MalformedEvent, normalise
 from webui.collector.leader import STANDBY_POLL, LeaderLock, NoLock
 from webui.collector.rows import Rows, TaskCache
@@ -278,6 +278,8 @@ class Writer(threading.Thread):
             new, changed, records = self._merge_tasks(task_events)
             self.rows.write_tasks(new, changed)
             self.rows.write_events(records)
+            # Per-minute counts for the overview, in the same transaction: they never disagree with the events.
+            self.rows.write_rollups(rollups.accumulate(task_events, {s.uuid: s for s in (*new, *changed)}))
             if tick:
                 transitions += workers.sweep(list(self._workers.values()), self.clock(), self.offline_heartbeats)
                 touched_workers.update(t.hostname for t in transitions)
