@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from webui import worker_groups
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
@@ -127,6 +129,10 @@ SETTINGS: tuple[Setting, ...] = (
     # collector
     Setting("embedded_collector", "bool", True,
             "Run the event collector inside the web server; with several processes or hosts exactly one "
+    Setting("worker_group_pattern", "str", worker_groups.DEFAULT_PATTERN,
+            "Regular expression with one group: workers whose hostnames give the same group (Kubernetes pods of "
+            "one Deployment or StatefulSet) are listed together; empty: no grouping.", SERVER, optional=True,
+            default_doc="Kubernetes pod names, see below", check=worker_groups.pattern_problem),
             "leads.", COLLECTOR),
     Setting("enable_events", "bool", True,
             "Periodically broadcast enable_events so workers started without -E send task events.",
@@ -194,6 +200,7 @@ class Settings:
     batch_size: int
     worker_offline_heartbeats: float
     reader_process: bool
+    worker_group_pattern: str | None
     reconcile: bool
     inspect_timeout: float
     inspect_interval: float

@@ -24,6 +24,8 @@ from webui.store.database import is_sqlite
 
 TASK_COLUMNS = tuple(f.name for f in fields(TaskState))
 _TASK_DATA_COLUMNS = tuple(c for c in TASK_COLUMNS if c not in ("id", "uuid"))
+# `worker.forgotten_at` is deliberately not here: the web process sets it, and rewriting a worker from the
+# writer's in-memory image leaves it alone; only a new event (a later `last_seen`) brings a forgotten worker back.
 WORKER_COLUMNS = tuple(f.name for f in fields(WorkerState) if f.name not in ("id", "processed_baseline"))
 EVENT_COLUMNS = EventRecord._fields
 _LOAD_CHUNK = 500

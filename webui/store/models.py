@@ -109,6 +109,9 @@ class Worker(BaseModel):
     utcoffset = DoubleField(null=True)
     last_task_event_at = DoubleField(null=True)
 
+    # Set by the web process only (migration 0007): the `last_seen` at which the worker was forgotten. It is
+    # hidden while `last_seen <= forgotten_at`; its next event moves `last_seen` on and brings it back.
+    forgotten_at = DoubleField(null=True)
 
 class WorkerEvent(BaseModel):
     """Online/offline transitions of a worker, with the reason (`worker-offline` or a heartbeat timeout)."""

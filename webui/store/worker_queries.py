@@ -1,4 +1,6 @@
-"""Read queries for the workers pages: each worker's heartbeat row joined with its latest inspect replies."""
+"""Queries of the workers pages: each worker's heartbeat row joined with its latest inspect replies, its
+recent tasks and last 24 h, read through the (worker, id) index and bounded; and forgetting a worker.
+"""
 from __future__ import annotations
 
 import json
@@ -6,10 +8,19 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from peewee import fn
+
 from webui import fastjson
-from webui.store.models import Worker, WorkerEvent, WorkerInspection
+from webui.store.models import Task, Worker, WorkerEvent, WorkerInspection
 
 TRANSITIONS_SHOWN = 50
+RECENT_TASKS = 20
+STATS_WINDOW = 24 * 3600.0
+# The 24 h stats read at most this many of the worker's newest tasks (an index range, never the whole table);
+# past it the page says "from the last 10,000 tasks" instead of "last 24 h".
+STATS_TASK_LIMIT = 10_000
+# The list's failure counts read at most this many of the newest failures of the last 24 h (partial index).
+FAILURES_LIMIT = 10_000
 
 
 @dataclass
@@ -73,12 +84,124 @@ class WorkerView:
         return _list(self.data.get(command))
 
 
+@dataclass
+class WorkerStats:
+    """A worker's tasks received in the window: `partial` when the window held more than `scanned` tasks."""
+
+    since: float
+    received: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    other_finished: int = 0  # revoked, rejected
+    runtime_total: float = 0.0
+    runtime_count: int = 0
+    scanned: int = 0
+    partial: bool = False
+
+    @property
+    def processed(self) -> int:
+        return self.succeeded + self.failed + self.other_finished
+
+    @property
+    def success_rate(self) -> float | None:
+        done = self.succeeded + self.failed
+        return self.succeeded / done if done else None
+
+    @property
+    def average_runtime(self) -> float | None:
+        return self.runtime_total / self.runtime_count if self.runtime_count else None
+
+
+def visible() -> Any:
+    """Workers not forgotten: never forgotten, or seen (any event) after they were."""
+    return Worker.forgotten_at.is_null() | (Worker.last_seen > Worker.forgotten_at)
+
+
 def list_workers() -> tuple[list[WorkerView], list[WorkerView]]:
-    """Every worker, online ones first, each with its inspection; as (online, offline)."""
+    """Every worker not forgotten, online ones first, each with its inspection; as (online, offline)."""
     inspections = {i.hostname: i for i in WorkerInspection.select()}
     now = time.time()
-    views = [_view(w, inspections.get(w.hostname), now) for w in Worker.select().order_by(Worker.hostname)]
+    views = [_view(w, inspections.get(w.hostname), now)
+             for w in Worker.select().where(visible()).order_by(Worker.hostname)]
     return [v for v in views if v.worker.online], [v for v in views if not v.worker.online]
+
+
+def forgotten_count() -> int:
+    return int(Worker.select().where(~visible()).count())
+
+
+def failures_by_worker(now: float | None = None, limit: int = FAILURES_LIMIT) -> tuple[dict[str, int], bool]:
+    """Failures in the last 24 h per worker, from at most `limit` newest ones; (counts, limit reached)."""
+    since = (now or time.time()) - STATS_WINDOW
+    # failed_at alone (not state): its partial index is a range of the last 24 h; (state, id) would be every
+    # failure ever.
+    newest = Task.select(Task.worker).where(Task.failed_at >= since).order_by(Task.failed_at.desc()).limit(limit)
+    counts: dict[str, int] = {}
+    total = 0
+    workers: list[tuple[str | None]] = list(newest.tuples())  # type: ignore[arg-type]  # stubs miss .tuples()
+    for (worker,) in workers:
+        total += 1
+        if worker:
+            counts[worker] = counts.get(worker, 0) + 1
+    return counts, total >= limit
+
+
+def forget(hostname: str) -> str:
+    """Hide an offline worker until it sends an event again: "forgotten", "online" or "unknown".
+
+    The collector's writer never writes `forgotten_at`, so it cannot undo this from its in-memory images;
+    its next write of this worker comes with a new event, whose `last_seen` is later than `forgotten_at`.
+    """
+    updated = (Worker.update(forgotten_at=Worker.last_seen)
+               .where(Worker.hostname == hostname, Worker.online == False)  # noqa: E712 - SQL, not Python
+               .execute())
+    if updated:
+        return "forgotten"
+    worker = Worker.get_or_none(Worker.hostname == hostname)
+    return "unknown" if worker is None else "online"
+
+
+def is_forgotten(worker: Worker) -> bool:
+    return worker.forgotten_at is not None and worker.last_seen <= worker.forgotten_at
+
+
+def recent_tasks(hostname: str, limit: int = RECENT_TASKS) -> list[Task]:
+    """The worker's newest tasks (in the order this monitor first saw them): one range of (worker, id)."""
+    return list(Task.select(Task.uuid, Task.name, Task.state, Task.received_at, Task.started_at, Task.runtime)
+                .where(Task.worker == hostname).order_by(Task.id.desc()).limit(limit))
+
+
+def last_24h(hostname: str, now: float | None = None, limit: int = STATS_TASK_LIMIT) -> WorkerStats:
+    """Counts by state and runtimes of the tasks the worker received in the last 24 h.
+
+    Reads the worker's newest `limit` tasks from the (worker, id) index, then keeps those received in the
+    window: bounded whatever the table holds. When all `limit` fall in the window it may hold more: `partial`.
+    """
+    stats = WorkerStats(since=(now or time.time()) - STATS_WINDOW)
+    received = fn.COALESCE(Task.received_at, Task.started_at)
+    newest = (Task.select(Task.state, Task.runtime, received.alias("received"))
+              .where(Task.worker == hostname).order_by(Task.id.desc()).limit(limit).alias("newest"))
+    in_window = newest.c.received >= stats.since
+    query = (Task.select(newest.c.state, fn.COUNT(1), fn.SUM(in_window.cast("integer")),
+                         fn.SUM(newest.c.runtime).filter(in_window), fn.COUNT(newest.c.runtime).filter(in_window))
+             .from_(newest).group_by(newest.c.state).tuples())
+    rows: list[tuple[str, int, Any, Any, Any]] = list(query)  # type: ignore[arg-type]  # stubs miss .tuples()
+    oldest_in_window = True
+    for state, scanned, in_win, runtime_sum, runtime_count in rows:
+        stats.scanned += scanned
+        count = int(in_win or 0)
+        oldest_in_window = oldest_in_window and count == scanned
+        stats.received += count
+        if state == "SUCCESS":
+            stats.succeeded += count
+        elif state == "FAILURE":
+            stats.failed += count
+        elif state in ("REVOKED", "REJECTED"):
+            stats.other_finished += count
+        stats.runtime_total += float(runtime_sum or 0.0)
+        stats.runtime_count += int(runtime_count or 0)
+    stats.partial = stats.scanned >= limit and oldest_in_window
+    return stats
 
 
 def worker_detail(hostname: str) -> WorkerView | None:
