@@ -57,6 +57,9 @@ def _register_views(app: Flask) -> None:
     app.register_blueprint(broker.bp)
     app.register_blueprint(task_detail.bp)
     app.register_blueprint(workers.bp)
+    from webui.views import queues
+
+    app.register_blueprint(queues.bp)
 
 
 def _start_collector(app: Flask, settings: Any, celery_app: Celery, db: Any) -> None:

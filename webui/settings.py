@@ -157,6 +157,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("inspect_interval", "float", 30.0,
             "Seconds between the collector's inspect broadcasts (stats, queues, registered tasks, …) that "
             "fill the workers pages.", COLLECTOR, min=5),
+    Setting("queue_sample_interval", "float", 10.0,
+            "Seconds between the collector's samples of each queue's depth (kept 7 days) for the queues "
+            "page.", COLLECTOR, min=1),
     Setting("no_task_events_warning", "float", 60.0,
             "Seconds workers may be online without sending task events before the UI warns.",
             COLLECTOR, min=1),
@@ -204,6 +207,7 @@ class Settings:
     reconcile: bool
     inspect_timeout: float
     inspect_interval: float
+    queue_sample_interval: float
     no_task_events_warning: float
     store_args: bool
     store_results: bool

@@ -28,6 +28,7 @@ _TASK_DATA_COLUMNS = tuple(c for c in TASK_COLUMNS if c not in ("id", "uuid"))
 # writer's in-memory image leaves it alone; only a new event (a later `last_seen`) brings a forgotten worker back.
 WORKER_COLUMNS = tuple(f.name for f in fields(WorkerState) if f.name not in ("id", "processed_baseline"))
 EVENT_COLUMNS = EventRecord._fields
+QUEUE_SAMPLE_COLUMNS = ("queue", "depth", "ready", "unacked", "consumers", "oldest_age", "detail")
 _LOAD_CHUNK = 500
 
 
@@ -187,6 +188,24 @@ class Rows:
             else:
                 self.db.execute_sql(
                     f"INSERT INTO worker_inspection (at, data, error, hostname) VALUES ({p}, {p}, {p}, {p})", values)
+
+    # -- queue samples (webui.collector.queue_sampler) ------------------------------------------------
+    def write_queue_samples(self, samples: list[dict[str, Any]], at: float, keep_after: float) -> None:
+        """One row per sampled queue; then delete the oldest rows sampled before `keep_after`, a batch at a time.
+
+        Only the oldest ids are looked at (ids grow with time), so the delete costs the same whether or not
+        anything has expired, and each call removes more than it adds: the history stays bounded.
+        """
+        p = self.db.param
+        columns = QUEUE_SAMPLE_COLUMNS
+        if samples:
+            self.db.cursor().executemany(
+                f"INSERT INTO queue_sample (at, {', '.join(columns)}) VALUES ({p}, {', '.join([p] * len(columns))})",
+                [(at, *(s.get(c) for c in columns)) for s in samples])
+        batch = max(500, 2 * len(samples))
+        self.db.execute_sql(
+            f"DELETE FROM queue_sample WHERE at < {p} AND id IN "
+            f"(SELECT id FROM queue_sample ORDER BY id LIMIT {batch})", (keep_after,))
 
     # -- gaps and status -------------------------------------------------------------------------------
     def open_gap(self, started_at: float, kind: str, reason: str) -> int:

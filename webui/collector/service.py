@@ -26,7 +26,7 @@ from redis.exceptions import RedisError
 
 from webui import broadcasts
 from webui.celery_app import safe_broker_url
-from webui.collector import inspector, reconcile
+from webui.collector import inspector, queue_sampler, reconcile
 from webui.collector.leader import leader_lock
 from webui.collector.subscriber import MalformedCounter, make_subscriber
 from webui.collector.writer import GAP_BROKER, GAP_COLLECTOR_DOWN, CollectorStats, Writer
@@ -184,6 +184,8 @@ class Collector:
                                             name="webui-enable-events", daemon=True))
         helpers.append(threading.Thread(target=self._inspect_loop, args=(writer,), name="webui-inspector",
                                         daemon=True))
+        helpers.append(threading.Thread(target=self._queue_sample_loop, args=(writer,),
+                                        name="webui-queue-sampler", daemon=True))
         for helper in helpers:
             helper.start()
         return helpers
@@ -195,6 +197,11 @@ class Collector:
             self.app, self.db, writer, self.redactor, interval=self.settings.inspect_interval,
             timeout=self.settings.inspect_timeout, stop=self._stop,
             connected_since=lambda: stats.connected_since if stats.connected else None)
+
+    def _queue_sample_loop(self, writer: Writer) -> None:
+        """Store each queue's depth every `queue_sample_interval` (webui.collector.queue_sampler)."""
+        queue_sampler.sample_loop(self.app, self.db, writer, interval=self.settings.queue_sample_interval,
+                                  stop=self._stop, connected=lambda: self.stats.connected)
 
     def _enable_events_loop(self, writer: Writer) -> None:
         """Broadcast `enable_events` so workers started without -E send task events (as Flower does)."""

@@ -147,6 +147,11 @@ class Writer(threading.Thread):
         self._inbox.append(("inspection", results, at))
         self._wake.set()
 
+    def put_queue_samples(self, samples: list[dict[str, Any]], at: float, keep_after: float) -> None:
+        """One depth sample per queue (webui.collector.queue_sampler); older than `keep_after` is deleted."""
+        self._inbox.append(("queue-samples", (samples, keep_after), at))
+        self._wake.set()
+
     def open_gap(self, kind: str, reason: str, started_at: float | None = None) -> None:
         self._control("gap-open", (kind, reason), started_at)
 
@@ -289,6 +294,8 @@ class Writer(threading.Thread):
             for kind, results, at in batch.items:
                 if kind == "inspection":
                     self.rows.write_inspection(results, at)
+                elif kind == "queue-samples":
+                    self.rows.write_queue_samples(results[0], at, keep_after=results[1])
             self._count(batch, task_events, malformed)
             if tick or batch.items:
                 self.rows.write_status(self._status_values())

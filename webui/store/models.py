@@ -163,3 +163,21 @@ class WorkerInspection(BaseModel):
     at = DoubleField()
     data = TextField(null=True)  # JSON: {command: reply} for stats, active_queues, registered, active, …
     error = TextField(null=True)  # commands that answered {'error': …} in the latest inspection
+
+
+class QueueSample(BaseModel):
+    """One queue's depth at one moment, written by the collector's queue sampler; kept 7 days.
+
+    `depth`: messages waiting (Redis: every priority list; RabbitMQ: ready). `ready`/`unacked`: RabbitMQ's
+    management API, when reachable. `oldest_age`: seconds the oldest waiting message had waited, when known.
+    `detail`: JSON (`priorities` on Redis, `source`, notes).
+    """
+
+    queue = CharField(max_length=255)  # indexed with `at` (migration 0006)
+    at = DoubleField()
+    depth = IntegerField(null=True)
+    ready = IntegerField(null=True)
+    unacked = IntegerField(null=True)
+    consumers = IntegerField(null=True)
+    oldest_age = DoubleField(null=True)
+    detail = TextField(null=True)
