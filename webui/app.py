@@ -12,6 +12,7 @@ from webui import paths
 from webui.celery_app import load_celery_app
 from webui.store.database import bind_models, open_database
 from webui.views import formatting
+from webui.views import live as live_socket
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ def create_app(settings: Any, celery_app: Celery | None = None, *, start_collect
     app.config["WEBUI_DATABASE"] = db
     _manage_connections(app, db)
     _register_views(app)
+    live_socket.init_app(app)
     formatting.init_app(app)
     _secure_headers(app)
     if start_collector is None:
@@ -50,12 +52,13 @@ def _manage_connections(app: Flask, db: Any) -> None:
 
 
 def _register_views(app: Flask) -> None:
-    from webui.views import broker, health, home, task_detail, workers
+    from webui.views import broker, health, home, task_detail, tasks, workers
 
     app.register_blueprint(home.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(broker.bp)
     app.register_blueprint(task_detail.bp)
+    app.register_blueprint(tasks.bp)
     app.register_blueprint(workers.bp)
     from webui.views import queues
 

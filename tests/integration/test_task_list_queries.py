@@ -141,7 +141,8 @@ def test_every_page_of_a_filter_is_what_a_full_scan_would_find(db, rows, args):
     assert seen == expected(rows, f)
 
 
-@pytest.mark.parametrize("args", [{"q": "user-3'"}, {"state": ["FAILURE", "RETRY"], "q": "user-2"}, {"sort": ["slowest"], "q": "x"}])
+@pytest.mark.parametrize("args", [
+    {"q": "user-3'"}, {"state": ["FAILURE", "RETRY"], "q": "user-2"}, {"sort": ["slowest"], "q": "x"}])
 def test_a_walk_cut_short_by_its_budget_resumes_without_skipping(db, rows, args):
     f = parse(MultiDict({"limit": "20", **args}), NOW)
 
