@@ -124,15 +124,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("workers", "int", 1, "Web server (gunicorn) processes.", SERVER, min=1),
     Setting("threads", "int", 32, "Threads per web server process; each open live page holds one.",
             SERVER, min=1),
+    Setting("live_max_sockets", "int", 16,
+            "Live-update WebSockets per web server process; pages beyond it refresh every 10 s instead.",
+            SERVER, min=0),
     Setting("log_level", "choice", "info", "Log level.", SERVER,
             choices=("debug", "info", "warning", "error")),
-    # collector
-    Setting("embedded_collector", "bool", True,
-            "Run the event collector inside the web server; with several processes or hosts exactly one "
     Setting("worker_group_pattern", "str", worker_groups.DEFAULT_PATTERN,
             "Regular expression with one group: workers whose hostnames give the same group (Kubernetes pods of "
             "one Deployment or StatefulSet) are listed together; empty: no grouping.", SERVER, optional=True,
             default_doc="Kubernetes pod names, see below", check=worker_groups.pattern_problem),
+    # collector
+    Setting("embedded_collector", "bool", True,
+            "Run the event collector inside the web server; with several processes or hosts exactly one "
             "leads.", COLLECTOR),
     Setting("enable_events", "bool", True,
             "Periodically broadcast enable_events so workers started without -E send task events.",
@@ -195,7 +198,9 @@ class Settings:
     port: int
     workers: int
     threads: int
+    live_max_sockets: int
     log_level: str
+    worker_group_pattern: str | None
     embedded_collector: bool
     enable_events: bool
     enable_events_interval: float
@@ -203,7 +208,6 @@ class Settings:
     batch_size: int
     worker_offline_heartbeats: float
     reader_process: bool
-    worker_group_pattern: str | None
     reconcile: bool
     inspect_timeout: float
     inspect_interval: float

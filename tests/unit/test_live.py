@@ -1,0 +1,131 @@
+"""The live hub's pure parts: which topics two snapshots imply, the throttle, the hub's fan-out, Origin checks."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from webui.live import LiveHub, Snapshot, Subscription, Throttle, changed_topics
+from webui.views.live import origin_problem
+
+BASE = Snapshot(task_event_received=100.0, task_max_id=7, worker_event_max_id=3, worker_last_seen=99.0,
+                inspection_at=90.0, gaps=(1, 1), collector=("leader", True, None, None, 0), heartbeat_at=101.0)
+
+
+def with_(**changes) -> Snapshot:
+    return Snapshot(**{**BASE.__dict__, **changes})
+
+
+def test_it_reports_nothing_when_nothing_changed():
+    assert changed_topics(BASE, with_()) == set()
+
+
+@pytest.mark.parametrize(("change", "topics"), [
+    ({"task_event_received": 100.5}, {"tasks", "events", "overview"}),
+    ({"task_max_id": 8}, {"tasks", "overview"}),
+    ({"worker_event_max_id": 4}, {"events", "workers", "overview"}),
+    ({"worker_last_seen": 101.0}, {"workers"}),  # a heartbeat: not the overview, not the events stream
+    ({"inspection_at": 120.0}, {"workers"}),
+    ({"gaps": (2, 1)}, {"overview"}),
+    ({"collector": ("leader", False, None, "connection refused", 0)}, {"overview"}),
+    ({"heartbeat_at": 102.0}, set()),  # the collector's heartbeat alone is no news…
+    ({"heartbeat_at": 110.0}, {"queues"}),  # …except every 10 s, for the sampled queue depths
+], ids=["task-event", "new-task", "worker-transition", "heartbeat", "inspection", "gap", "collector",
+        "collector-heartbeat", "queues-tick"])
+def test_it_names_the_topics_a_change_touches(change, topics):
+    assert changed_topics(BASE, with_(**change)) == topics
+
+
+def test_the_first_rows_of_an_empty_store_are_changes():
+    assert changed_topics(Snapshot(), with_(worker_event_max_id=None, worker_last_seen=None)) >= {"tasks", "events"}
+
+
+def test_the_throttle_lets_topics_out_at_most_once_per_interval():
+    throttle = Throttle(interval=1.0)
+    assert throttle.take(0.0) == [] and throttle.wait_time(0.0) is None
+    throttle.add(["tasks", "events"])
+    assert throttle.take(10.0) == ["events", "tasks"]
+    throttle.add(["tasks"])
+    assert throttle.take(10.4) == []
+    assert throttle.wait_time(10.4) == pytest.approx(0.6)
+    throttle.add(["workers"])  # merged with what waits
+    assert throttle.take(11.0) == ["tasks", "workers"]
+    assert throttle.take(12.0) == []
+
+
+def test_a_subscription_waits_for_offered_topics_then_throttles():
+    subscription = Subscription(interval=0.3)
+    assert subscription.wait(timeout=0.05) == []
+    threading.Timer(0.05, subscription.offer, args=(["tasks"],)).start()
+    started = time.monotonic()
+    assert subscription.wait(timeout=2) == ["tasks"]
+    subscription.offer(["events"])
+    assert subscription.wait(timeout=2) == ["events"]
+    assert time.monotonic() - started >= 0.3  # the second message waited out the interval
+
+
+class FakeDb:
+    def connect(self, reuse_if_open: bool = False) -> None:
+        pass
+
+    def is_closed(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_hub_fans_changes_out_to_every_socket_and_caps_them():
+    snapshots = iter([BASE] + [with_(task_event_received=200.0)] * 1000)
+    hub = LiveHub(FakeDb(), max_sockets=2, interval=0.02, read=lambda db: next(snapshots))
+    try:
+        first, second = hub.subscribe(), hub.subscribe()
+        assert first and second
+        assert hub.subscribe() is None  # over the cap
+        assert first.wait(timeout=3) == ["events", "overview", "tasks"]
+        assert second.wait(timeout=3) == ["events", "overview", "tasks"]
+        hub.unsubscribe(first)
+        assert hub.subscribe() is not None  # a freed place is taken again
+    finally:
+        hub.stop()
+
+
+def test_the_hub_survives_a_failing_store():
+    calls = []
+
+    def read(db):
+        calls.append(1)
+        if len(calls) < 3:
+            raise OSError("database is away")
+        return BASE if len(calls) == 3 else with_(worker_event_max_id=9)
+
+    hub = LiveHub(FakeDb(), max_sockets=1, interval=0.02, read=read)
+    try:
+        subscription = hub.subscribe()
+        assert subscription and subscription.wait(timeout=3) == ["events", "overview", "workers"]
+    finally:
+        hub.stop()
+
+
+@pytest.mark.parametrize(("origin", "host"), [
+    (None, "127.0.0.1:5555"),  # no browser
+    ("http://127.0.0.1:5555", "127.0.0.1:5555"),
+    ("https://Monitor.example.com", "monitor.example.com"),  # TLS ends at a proxy
+    ("http://monitor.example.com", "monitor.example.com"),
+    ("http://[::1]:5555", "[::1]:5555"),
+])
+def test_it_lets_in_this_sites_pages(origin, host):
+    assert origin_problem(origin, host) is None
+
+
+@pytest.mark.parametrize(("origin", "host"), [
+    ("http://evil.example", "127.0.0.1:5555"),
+    ("http://127.0.0.1:6666", "127.0.0.1:5555"),
+    ("http://127.0.0.1", "127.0.0.1:5555"),
+    ("null", "127.0.0.1:5555"),
+    ("http://monitor.example.com:8080", "monitor.example.com"),
+    ("http://[::1", "[::1]:5555"),
+])
+def test_it_refuses_other_sites(origin, host):
+    assert "Origin" in origin_problem(origin, host)

@@ -1,0 +1,239 @@
+"""The live hub: one thread per web process watches the store's change markers and tells open pages what changed.
+
+The contract pages build on
+---------------------------
+- A page opts in by having an element with `data-live` (or `<body data-live>`); `static/js/live.js` then opens
+  the WebSocket `/ws/live` (under the app's path prefix) and, for each changed topic, dispatches a DOM event
+  named `live:<topic>` on `document.body`. Any element refreshes itself with htmx:
+  `hx-get="…" hx-trigger="live:tasks from:body"`.
+- Topics (`TOPICS`):
+    `tasks`     a task event was stored or a task appeared (state, retries, results …)
+    `events`    a task event or a worker online/offline transition was stored (the events stream)
+    `workers`   a worker was seen (heartbeats: every couple of seconds), went on/offline, or answered an inspect
+    `overview`  tasks changed, a worker went on/offline, the collector's state or its gaps changed
+    `queues`    every 10 s of collector heartbeat (queue depths are sampled, not evented)
+- Messages on the socket, JSON: `{"type": "hello", "topics": [...]}` once, `{"type": "changed",
+  "topics": [...]}` at most once a second, `{"type": "ping"}` every 25 s. Beyond `live_max_sockets` sockets in
+  one process the server closes with code 1013 and a reason; the page then polls.
+- When the socket is down (or over the cap) live.js dispatches every topic every 10 s instead, and once on
+  every reconnect, so a page never freezes silently; the top-bar pause button stops all dispatching.
+
+Why a poll: the collector may be another process or host, and the store is the only meeting point. Each
+marker is a MAX over a primary key or an indexed column, or a read of tiny tables, so one poll a second per
+process costs next to nothing however many pages are open; nothing is polled while no socket is open.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+TOPICS = ("tasks", "events", "workers", "overview", "queues")
+POLL_INTERVAL = 1.0  # seconds between looks at the store
+SEND_INTERVAL = 1.0  # seconds: at most one message per socket this often
+QUEUES_EVERY = 10.0  # seconds of collector heartbeat between `queues` notices
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The store's change markers at one moment; two snapshots differ where something changed."""
+
+    task_event_received: float | None = None  # MAX(task_event.received): indexed
+    task_max_id: int | None = None  # MAX(task.id): primary key
+    worker_event_max_id: int | None = None  # MAX(worker_event.id): primary key (online/offline transitions)
+    worker_last_seen: float | None = None  # MAX(worker.last_seen): one row per worker
+    inspection_at: float | None = None  # MAX(worker_inspection.at): one row per worker
+    gaps: tuple[Any, ...] = ()  # (MAX(id), closed count) of collector_gap
+    collector: tuple[Any, ...] = ()  # the collector's leader, connection, warning, error and drop count
+    heartbeat_at: float | None = None
+
+
+def changed_topics(before: Snapshot, after: Snapshot, queues_every: float = QUEUES_EVERY) -> set[str]:
+    """The topics whose pages should refresh, going from `before` to `after`."""
+    topics = set()
+    task_event = before.task_event_received != after.task_event_received
+    transition = before.worker_event_max_id != after.worker_event_max_id
+    if task_event or before.task_max_id != after.task_max_id:
+        topics.add("tasks")
+    if task_event or transition:
+        topics.add("events")
+    if transition or before.worker_last_seen != after.worker_last_seen or before.inspection_at != after.inspection_at:
+        topics.add("workers")
+    if "tasks" in topics or transition or before.collector != after.collector or before.gaps != after.gaps:
+        topics.add("overview")
+    if _tick(before.heartbeat_at, queues_every) != _tick(after.heartbeat_at, queues_every):
+        topics.add("queues")
+    return topics
+
+
+def _tick(epoch: float | None, every: float) -> int | None:
+    return None if epoch is None else math.floor(epoch / every)
+
+
+_MARKERS_SQL = (
+    "SELECT (SELECT MAX(received) FROM task_event), (SELECT MAX(id) FROM task), "
+    "(SELECT MAX(id) FROM worker_event), (SELECT MAX(last_seen) FROM worker), "
+    "(SELECT MAX(at) FROM worker_inspection), (SELECT MAX(id) FROM collector_gap), "
+    "(SELECT COUNT(*) FROM collector_gap WHERE ended_at IS NOT NULL)"
+)
+_COLLECTOR_SQL = ("SELECT leader, connected, warning, last_error, events_dropped, heartbeat_at "
+                  "FROM collector_status WHERE id = 1")
+
+
+def read_snapshot(db: Any) -> Snapshot:
+    """Two small queries against the store (see `Snapshot` for why each is cheap)."""
+    markers = db.execute_sql(_MARKERS_SQL).fetchone()
+    status = db.execute_sql(_COLLECTOR_SQL).fetchone()
+    return Snapshot(
+        task_event_received=markers[0], task_max_id=markers[1], worker_event_max_id=markers[2],
+        worker_last_seen=markers[3], inspection_at=markers[4], gaps=(markers[5], markers[6]),
+        collector=tuple(status[:5]) if status else (), heartbeat_at=status[5] if status else None,
+    )
+
+
+class Throttle:
+    """Collects topics and lets them out at most once per `interval` seconds (pure: the caller gives the time)."""
+
+    def __init__(self, interval: float = SEND_INTERVAL) -> None:
+        self.interval = interval
+        self.pending: set[str] = set()
+        self.last_sent = -math.inf
+
+    def add(self, topics: Iterable[str]) -> None:
+        self.pending.update(topics)
+
+    def wait_time(self, now: float) -> float | None:
+        """Seconds until `take` would give something; None while nothing is pending."""
+        if not self.pending:
+            return None
+        return max(0.0, self.last_sent + self.interval - now)
+
+    def take(self, now: float) -> list[str]:
+        """The pending topics (sorted) if one interval has passed since the last take; else nothing."""
+        if not self.pending or now < self.last_sent + self.interval:
+            return []
+        topics, self.pending = sorted(self.pending), set()
+        self.last_sent = now
+        return topics
+
+
+class Subscription:
+    """One socket's mailbox: the hub offers topics, the socket's thread waits for them, throttled."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, interval: float = SEND_INTERVAL) -> None:
+        self._clock = clock
+        self._throttle = Throttle(interval)
+        self._ready = threading.Condition()
+
+    def offer(self, topics: Iterable[str]) -> None:
+        with self._ready:
+            self._throttle.add(topics)
+            self._ready.notify()
+
+    def wait(self, timeout: float) -> list[str]:
+        """Topics to send now, or [] once `timeout` seconds pass without any being due."""
+        deadline = self._clock() + timeout
+        with self._ready:
+            while True:
+                now = self._clock()
+                topics = self._throttle.take(now)
+                if topics or now >= deadline:
+                    return topics
+                due = self._throttle.wait_time(now)
+                self._ready.wait(min(deadline - now, due if due is not None else math.inf))
+
+
+class LiveHub:
+    """Per-process: polls the store about once a second while any socket is subscribed, and fans out changes."""
+
+    def __init__(self, db: Any, max_sockets: int, *, interval: float = POLL_INTERVAL,
+                 read: Callable[[Any], Snapshot] = read_snapshot) -> None:
+        self.db = db
+        self.max_sockets = max_sockets
+        self.interval = interval
+        self._read = read
+        self._subscribers: set[Subscription] = set()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failing = False
+
+    @property
+    def socket_count(self) -> int:
+        with self._lock:
+            return len(self._subscribers)
+
+    def subscribe(self) -> Subscription | None:
+        """A new mailbox, or None when this process already serves `max_sockets` sockets."""
+        with self._lock:
+            if len(self._subscribers) >= self.max_sockets:
+                return None
+            subscription = Subscription()
+            self._subscribers.add(subscription)
+            if self._thread is None:  # started lazily: after gunicorn's fork, in the process that serves
+                self._thread = threading.Thread(target=self._run, name="webui-live-hub", daemon=True)
+                self._thread.start()
+        self._wake.set()
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        with self._lock:
+            self._subscribers.discard(subscription)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._wake.set()
+
+    def _run(self) -> None:
+        previous: Snapshot | None = None
+        while not self._stopped.is_set():
+            if not self.socket_count:
+                self._release_connection()
+                previous = None  # a snapshot from before the idle spell would report stale changes
+                self._wake.wait()
+                self._wake.clear()
+                continue
+            current = self._poll()
+            if current is not None:
+                if previous is not None:
+                    topics = changed_topics(previous, current)
+                    if topics:
+                        self._fan_out(topics)
+                previous = current
+            self._stopped.wait(self.interval)
+        self._release_connection()
+
+    def _poll(self) -> Snapshot | None:
+        try:
+            self.db.connect(reuse_if_open=True)
+            snapshot = self._read(self.db)
+        except Exception as exc:  # noqa: BLE001 - the database may be away for a while; keep trying
+            if not self._failing:
+                log.warning("live updates paused: cannot read the store's change markers: %s", exc)
+            self._failing = True
+            self._release_connection()
+            return None
+        if self._failing:
+            log.info("live updates resumed")
+            self._failing = False
+        return snapshot
+
+    def _fan_out(self, topics: set[str]) -> None:
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for subscription in subscribers:
+            subscription.offer(topics)
+
+    def _release_connection(self) -> None:
+        try:
+            if not self.db.is_closed():
+                self.db.close()
+        except Exception:  # noqa: BLE001 - a broken connection is being dropped anyway
+            log.debug("closing the live hub's connection failed", exc_info=True)
