@@ -43,7 +43,9 @@
   }
 
   function socketUrl() {
-    var path = document.body.dataset.liveUrl;
+    // Flask builds a WebSocket route's URL as ws://<host>/<prefix>/ws/live: keep its path (the prefix), and
+    // take the host and scheme from the page, which the browser knows better behind a proxy.
+    var path = new URL(document.body.dataset.liveUrl, location.href).pathname;
     return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + path;
   }
 

@@ -3,6 +3,7 @@ and a process over its socket cap says so."""
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -119,5 +120,5 @@ def test_a_socket_over_the_cap_is_closed_with_a_reason(worker, database_url, run
 @SQLITE_ONLY
 def test_every_page_names_the_socket_and_loads_live_js(server):
     body = server.get("/").body
-    assert 'data-live-url="/ws/live"' in body
+    assert re.search(r'data-live-url="ws://[^/"]+/ws/live"', body)
     assert '/static/js/live.js' in body and 'id="live-toggle"' in body
