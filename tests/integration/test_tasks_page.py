@@ -96,7 +96,8 @@ def test_exports_stream_every_match_as_csv_and_json(server):
     results = [tasks.echo.delay(marker, n=i) for i in range(4)]
     for result in results:
         result.get(timeout=20)
-    wait_for(lambda: len(listed(server, q=marker, state="SUCCESS")) == 4, timeout=20, message="echo tasks not all stored")
+    wait_for(lambda: len(listed(server, q=marker, state="SUCCESS")) == 4, timeout=20,
+             message="echo tasks not all stored")
 
     response = server.get("/tasks/export.csv?" + urlencode({"q": marker}))
     assert response.status == 200 and response.headers["Content-Type"].startswith("text/csv")
