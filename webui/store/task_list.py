@@ -27,7 +27,7 @@ from webui.store.database import is_sqlite
 from webui.store.models import Task
 from webui.task_filters import Cursor, TaskFilter
 
-CHUNKS = (500, 2000, 8000, 32000)  # rows of the driving index per step; the last repeats
+CHUNKS = (500, 2000, 8000, 20000)  # rows of the driving index per step; the last repeats
 BUDGET = 0.06  # seconds of queries per page; the page then shows what it found and where it stopped
 FINISHED_AT = "COALESCE(succeeded_at, failed_at, revoked_at, rejected_at, cancelled_at)"
 TIME_COLUMNS = {"received": "received_at", "started": "started_at", "finished": FINISHED_AT}
@@ -112,9 +112,15 @@ def fetch_page(db: Database, flt: TaskFilter, *, budget: float = BUDGET, clock=t
     tasks: list[Task] = []
     scanned = 0
     position = flt.cursor
+    per_row = 0.0  # seconds a row of the driving index costs, measured on the chunks so far
     for step, size in enumerate(itertools.chain(CHUNKS, itertools.repeat(CHUNKS[-1]))):
         if plan.residual == "" and step == 0:
             size = max(size, flt.limit + 1)  # nothing to filter out: one chunk fills the page
+        elif per_row > 0:
+            # No chunk may overrun what is left of the budget by much: size it from the measured cost.
+            left = budget - (clock() - started)
+            size = max(CHUNKS[0], min(size, int(left / per_row)))
+        chunk_started = clock()
         end, count = _chunk_end(plan, position, size)
         scanned += count
         rows = _rows_between(plan, position, end, flt.limit + 1 - len(tasks))
@@ -125,7 +131,9 @@ def fetch_page(db: Database, flt: TaskFilter, *, budget: float = BUDGET, clock=t
         if end is None or count < size:
             return TaskPage(tasks, None, False, scanned)  # the driving index has no more rows
         position = end
-        if clock() - started >= budget:
+        now = clock()
+        per_row = max(per_row, (now - chunk_started) / max(count, 1))
+        if now - started + per_row * CHUNKS[0] >= budget:
             return TaskPage(tasks, end, len(tasks) < flt.limit, scanned)
     raise AssertionError("unreachable")
 
