@@ -65,7 +65,7 @@ def accumulate(task_events: Iterable[tuple[dict[str, Any], str | None]],
         row[column] += 1
         if column == _SUCCEEDED:
             runtime = event.get("runtime")
-            if type(runtime) in (float, int) and 0 <= runtime < math.inf:
+            if isinstance(runtime, (float, int)) and not isinstance(runtime, bool) and 0 <= runtime < math.inf:
                 row[_RUNTIME_SUM] += runtime
                 row[_RUNTIME_COUNT] += 1
                 row[_FIRST_BUCKET + bisect.bisect_left(RUNTIME_BOUNDS, runtime)] += 1
@@ -74,9 +74,9 @@ def accumulate(task_events: Iterable[tuple[dict[str, Any], str | None]],
 
 def event_minute(event: dict[str, Any]) -> int:
     """The start (epoch seconds) of the minute an event happened in; see the module docstring."""
-    received = event["local_received"]
+    received: float = event["local_received"]
     ts = event.get("timestamp")
-    if type(ts) not in (float, int) or not abs(ts - received) <= _CLOCK_TOLERANCE:
+    if not isinstance(ts, (float, int)) or isinstance(ts, bool) or not abs(ts - received) <= _CLOCK_TOLERANCE:
         ts = received
     return int(ts // MINUTE) * MINUTE
 

@@ -16,6 +16,7 @@ from peewee import (
     TextField,
 )
 
+from webui.collector.rollups import BUCKET_COLUMNS as ROLLUP_BUCKET_COLUMNS
 from webui.store.database import database_proxy
 
 
@@ -181,3 +182,30 @@ class QueueSample(BaseModel):
     consumers = IntegerField(null=True)
     oldest_age = DoubleField(null=True)
     detail = TextField(null=True)
+
+
+class TaskMinute(BaseModel):
+    """Per minute and task name, the stream's task events and a runtime histogram (webui.collector.rollups).
+
+    `minute`: epoch seconds of the minute's start, by the events' own timestamps; `name` "" when not known yet.
+    Columns `rt_b00`…`rt_b16` count successful runtimes per bucket of `rollups.RUNTIME_BOUNDS` (added below).
+    """
+
+    minute = IntegerField()
+    name = CharField(max_length=255)
+    received = IntegerField(default=0)
+    started = IntegerField(default=0)
+    succeeded = IntegerField(default=0)
+    failed = IntegerField(default=0)
+    retried = IntegerField(default=0)
+    revoked = IntegerField(default=0)
+    rejected = IntegerField(default=0)
+    runtime_sum = DoubleField(default=0)
+    runtime_count = IntegerField(default=0)
+
+    class Meta:
+        primary_key = CompositeKey("minute", "name")
+
+
+for _bucket in ROLLUP_BUCKET_COLUMNS:
+    TaskMinute._meta.add_field(_bucket, IntegerField(default=0))

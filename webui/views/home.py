@@ -1,21 +1,94 @@
-"""`/`: tasks by state, workers online and offline, and what the collector is doing."""
+"""`/`: the overview. Counts and charts from the per-minute rollups, the latest failures and events, problems.
+
+`/overview/sections` renders the same template's `overview` block: htmx swaps it in every 10 s and whenever
+the live hub says the overview changed (`live:overview` on document.body).
+"""
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+import datetime
+import time
+from typing import Any
 
-from webui.store import queries
+from flask import Blueprint, current_app, render_template
+
+from webui.store import overview_queries, queries
+from webui.views.overview_charts import BarChart, stacked_bars
 
 bp = Blueprint("home", __name__)
+
+TEMPLATE = "home.html"
 
 
 @bp.get("/")
 def index() -> str:
-    online, offline = queries.workers_by_status()
-    return render_template(
-        "home.html",
-        counts=queries.task_counts_by_state(),
-        online=online,
-        offline=offline,
-        status=queries.collector_status(),
-        gaps=queries.recent_gaps(),
-    )
+    return render_template(TEMPLATE, **_overview())
+
+
+@bp.get("/overview/sections")
+def sections() -> str:
+    """The page's refreshable part only (the `overview` block of the same template)."""
+    return _render_block(TEMPLATE, "overview", _overview())
+
+
+def _overview() -> dict[str, Any]:
+    now = time.time()
+    activity = overview_queries.activity(now)
+    online, offline = overview_queries.worker_counts()
+    status = queries.collector_status()
+    return {
+        "now": now,
+        "activity": activity,
+        "throughput": _throughput_chart(activity.per_minute),
+        "trend": _trend_chart(activity.trend),
+        "failing": overview_queries.top_failing_names(now - overview_queries.DAY),
+        "exceptions": overview_queries.top_exceptions(now - overview_queries.DAY),
+        "feed": overview_queries.recent_events(),
+        "workers_online": online,
+        "workers_offline": offline,
+        "status": status,
+        "heartbeat_age": now - status.heartbeat_at if status else None,
+        "heartbeat_stale_after": queries.HEARTBEAT_STALE_AFTER,
+        "gaps": overview_queries.gap_summary(now),
+        "recent_gaps": queries.recent_gaps(),
+        "queues": _queues(now),
+        "links": {e: e in current_app.view_functions for e in ("workers.index", "queues.index", "task.detail")},
+    }
+
+
+def _hhmm(epoch: int) -> str:
+    return datetime.datetime.fromtimestamp(epoch, tz=datetime.timezone.utc).strftime("%H:%M UTC")
+
+
+def _throughput_chart(per_minute: list[tuple[int, int, int]]) -> BarChart:
+    return stacked_bars(
+        [(f"{_hhmm(m)}: {ok} succeeded, {bad} failed", (ok, bad)) for m, ok, bad in per_minute],
+        ("bar-ok", "bar-bad"))
+
+
+def _trend_chart(trend: list[tuple[int, int, int]]) -> BarChart:
+    return stacked_bars(
+        [(f"{_hhmm(b)}–{_hhmm(b + overview_queries.TREND_BIN)}: {failed} failed, {retried} retried",
+          (failed, retried)) for b, failed, retried in trend],
+        ("bar-bad", "bar-warn"))
+
+
+def _queues(now: float) -> list[Any] | None:
+    """The latest depth of each queue sampled in the last 10 minutes; None when there is no queue sampler."""
+    try:
+        from webui.store import queue_queries
+    except ImportError:
+        return None
+    try:
+        views = queue_queries.queue_overview(window=600, now=now)
+    except Exception:  # noqa: BLE001 - no queue_sample table in this schema: leave the section out
+        current_app.logger.debug("no queue samples to show", exc_info=True)
+        return None
+    return sorted(views, key=lambda v: (-(v.latest.depth or 0), v.name))
+
+
+def _render_block(template_name: str, block: str, context: dict[str, Any]) -> str:
+    """Render one block of a template with the app's context processors, as jinja2-fragments does."""
+    env = current_app.jinja_env
+    template = env.get_template(template_name)
+    current_app.update_template_context(context)
+    return "".join(template.blocks[block](template.new_context(context)))
