@@ -57,11 +57,13 @@ def sparkline(points: Sequence[tuple[float, int | None]], start: float, end: flo
     d = sparkline_path(points, start, end, width=width, height=height, gap=gap)
     if not d:
         return Markup('<span class="muted">—</span>')
+    # The latest sample as a dot (a zero-length round-capped stroke: round however the chart is stretched).
+    last = d.rsplit("M", 1)[-1].rsplit("L", 1)[-1].replace(" h0", "").strip()
     return Markup(
         f'<svg class="sparkline" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
         f'aria-label="{Markup.escape(label)}" preserveAspectRatio="none">'
         f'<line class="sparkline-floor" x1="0" y1="{height - 2}" x2="{width}" y2="{height - 2}"/>'
-        f'<path class="sparkline-line" d="{d}"/></svg>')
+        f'<path class="sparkline-line" d="{d}"/><path class="sparkline-now" d="M{last} h0"/></svg>')
 
 
 # -- routes ---------------------------------------------------------------------------------------------------
