@@ -63,6 +63,9 @@ def _register_views(app: Flask) -> None:
     from webui.views import queues
 
     app.register_blueprint(queues.bp)
+    from webui.views import events
+
+    app.register_blueprint(events.bp)
 
 
 def _start_collector(app: Flask, settings: Any, celery_app: Celery, db: Any) -> None:
