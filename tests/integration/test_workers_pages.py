@@ -101,7 +101,7 @@ def test_the_worker_page_shows_its_last_24_hours_and_recent_tasks(own_worker, re
         assert f'href="/task/{task_id}"' in body
     assert body.count("tests.celeryapp.add") >= 3 and "tests.celeryapp.fail" in body
     listing = server.get("/workers").body
-    assert '<td data-label="Failed 24 h" class="failed">1</td>' in listing
+    assert '<td data-label="Failed 24 h"><span class="failed">1</span></td>' in listing
 
 
 def test_hostile_task_names_on_the_worker_page_are_text(database_url, run_webui, redis_db):
