@@ -8,7 +8,7 @@ from typing import Any
 from celery import Celery
 from flask import Flask, Response, request
 
-from webui import paths
+from webui import paths, proxy
 from webui.celery_app import load_celery_app
 from webui.store.database import bind_models, open_database
 from webui.views import formatting
@@ -21,6 +21,7 @@ def create_app(settings: Any, celery_app: Celery | None = None, *, start_collect
     """Build the app for `settings`; start the embedded collector unless told otherwise."""
     app = Flask("webui", template_folder=paths.TEMPLATES_DIR, static_folder=paths.STATIC_DIR)
     app.config["WEBUI_SETTINGS"] = settings
+    proxy.init_app(app, settings)  # X-Forwarded-* (only from proxy_count proxies) and url_prefix
     # The monitored Celery app (from -A or --broker): the collector and the broker page use it. Building it
     # imports the user's module but connects to nothing.
     celery_app = celery_app or load_celery_app(settings)

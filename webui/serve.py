@@ -11,6 +11,7 @@ from celery import Celery
 from gunicorn.app.base import BaseApplication
 
 from webui.celery_app import safe_broker_url
+from webui.proxy import normalize_prefix
 from webui.settings import Settings, mask_url_password
 
 logger = logging.getLogger(__name__)
@@ -40,7 +41,8 @@ def run_server(settings: Settings, celery_app: Celery, *, migrate: bool = True) 
     """Migrate (once, before any worker starts), then run gunicorn until SIGINT/SIGTERM."""
     if migrate:
         migrate_database(settings)
-    print(f"Celery WebUI: {public_url(settings.address, settings.port)}", file=sys.stderr, flush=True)
+    url = public_url(settings.address, settings.port).rstrip("/") + normalize_prefix(settings.url_prefix) + "/"
+    print(f"Celery WebUI: {url}", file=sys.stderr, flush=True)
     logger.info("broker: %s", safe_broker_url(celery_app))
     logger.info("database: %s", mask_url_password(settings.database))
     WebUIApplication(settings, celery_app).run()
@@ -81,6 +83,10 @@ def gunicorn_options(settings: Settings) -> dict[str, object]:
         # gunicorn >= 25.1 opens a control socket at one fixed path per user by default; a second
         # instance (or any other gunicorn) would fight over it.
         "control_socket_disable": True,
+        # gunicorn would believe X-Forwarded-Proto and SCRIPT_NAME headers from 127.0.0.1 on its own; only
+        # webui.proxy (proxy_count) decides which forwarded headers to trust.
+        "forwarded_allow_ips": "",
+        "secure_scheme_headers": {},
     }
 
 

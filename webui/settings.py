@@ -92,6 +92,12 @@ def _valid_broker_url(url: str) -> str | None:
     return None
 
 
+def _valid_url_prefix(text: str) -> str | None:
+    from webui.proxy import prefix_problem
+
+    return prefix_problem(text)
+
+
 def _valid_regexes(patterns: tuple[str, ...]) -> str | None:
     for pattern in patterns:
         try:
@@ -133,6 +139,13 @@ SETTINGS: tuple[Setting, ...] = (
             "Regular expression with one group: workers whose hostnames give the same group (Kubernetes pods of "
             "one Deployment or StatefulSet) are listed together; empty: no grouping.", SERVER, optional=True,
             default_doc="Kubernetes pod names, see below", check=worker_groups.pattern_problem),
+    Setting("proxy_count", "int", 0,
+            "Reverse proxies in front of the UI whose X-Forwarded-For, -Proto, -Host and -Prefix headers are "
+            "believed; 0: none (clients could forge them). Each proxy must set, not pass on, every one.",
+            SERVER, min=0, max=10),
+    Setting("url_prefix", "str", None,
+            "Path the UI is served under, e.g. /celery (leading and trailing slashes optional); / redirects "
+            "there and other paths outside it are 404.", SERVER, optional=True, check=_valid_url_prefix),
     # collector
     Setting("embedded_collector", "bool", True,
             "Run the event collector inside the web server; with several processes or hosts exactly one "
@@ -201,6 +214,8 @@ class Settings:
     live_max_sockets: int
     log_level: str
     worker_group_pattern: str | None
+    proxy_count: int
+    url_prefix: str | None
     embedded_collector: bool
     enable_events: bool
     enable_events_interval: float
