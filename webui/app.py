@@ -11,6 +11,7 @@ from flask import Flask, Response, request
 from webui import paths, proxy
 from webui.celery_app import load_celery_app
 from webui.store.database import bind_models, open_database
+from webui.auth import gate as auth_gate
 from webui.views import formatting
 from webui.views import live as live_socket
 
@@ -30,6 +31,7 @@ def create_app(settings: Any, celery_app: Celery | None = None, *, start_collect
     bind_models(db)
     app.config["WEBUI_DATABASE"] = db
     _manage_connections(app, db)
+    auth_gate.init_app(app, settings, db)
     _register_views(app)
     live_socket.init_app(app)
     formatting.init_app(app)
@@ -53,9 +55,11 @@ def _manage_connections(app: Flask, db: Any) -> None:
 
 
 def _register_views(app: Flask) -> None:
-    from webui.views import broker, health, home, task_detail, tasks, workers
+    from webui.views import admin, broker, health, home, login, task_detail, tasks, workers
 
     app.register_blueprint(home.bp)
+    app.register_blueprint(login.bp)
+    app.register_blueprint(admin.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(broker.bp)
     app.register_blueprint(task_detail.bp)

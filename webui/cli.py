@@ -35,6 +35,7 @@ COMMANDS = {
     "collect": "run only the event collector, in the foreground",
     "migrate": "create or upgrade the database schema, then exit",
     "settings": "print the effective settings and where each came from",
+    "hash-password": "print a password hash for --basic-auth USER:HASH (reads the password, never echoes it)",
 }
 
 
@@ -112,12 +113,37 @@ def configure_logging(level: str) -> None:
 
 
 def serve(settings: Settings, celery_app: Celery | None) -> int:
+    from webui.auth import exposure_problem
     from webui.serve import run_server
+
+    problem = exposure_problem(settings)
+    if problem:
+        print(f"webui: error: {problem}", file=sys.stderr)
+        return 2
 
     app = resolve_celery_app(settings, celery_app)
     if _migrate(settings) is None:
         return 1
     run_server(settings, app, migrate=False)
+    return 0
+
+
+def hash_password(settings: Settings, celery_app: Celery | None) -> int:
+    import getpass
+
+    from webui.auth.passwords import hash_password as make_hash
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            print("webui: error: the passwords differ", file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if len(password) < 8:
+        print("webui: error: use at least 8 characters", file=sys.stderr)
+        return 2
+    print(make_hash(password))
     return 0
 
 
@@ -156,6 +182,7 @@ def show_settings(settings: Settings, celery_app: Celery | None) -> int:
 
 RUNNERS: dict[str, Callable[[Settings, Celery | None], int]] = {
     "serve": serve,
+    "hash-password": hash_password,
     "collect": collect,
     "migrate": migrate,
     "settings": show_settings,

@@ -108,7 +108,29 @@ def _valid_regexes(patterns: tuple[str, ...]) -> str | None:
 
 
 CONNECTION, SERVER, COLLECTOR, SENSITIVE = "connection", "server", "collector", "sensitive data"
-GROUPS = (CONNECTION, SERVER, COLLECTOR, SENSITIVE)
+AUTH = "authentication"
+GROUPS = (CONNECTION, SERVER, AUTH, COLLECTOR, SENSITIVE)
+ROLE_NAMES = ("viewer", "operator", "admin")
+
+
+def _valid_basic_auth(entries: tuple[str, ...]) -> str | None:
+    from webui.auth.passwords import entry_problem
+
+    for entry in entries:
+        problem = entry_problem(entry)
+        if problem:
+            return problem
+    return None
+
+
+def _valid_role_rules(rules: tuple[str, ...]) -> str | None:
+    from webui.auth.roles import rule_problem
+
+    for rule in rules:
+        problem = rule_problem(rule)
+        if problem:
+            return problem
+    return None
 
 SETTINGS: tuple[Setting, ...] = (
     # connection
@@ -146,6 +168,33 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("url_prefix", "str", None,
             "Path the UI is served under, e.g. /celery (leading and trailing slashes optional); / redirects "
             "there and other paths outside it are 404.", SERVER, optional=True, check=_valid_url_prefix),
+    # authentication
+    Setting("basic_auth", "list", (),
+            "Users who log in with a password, as USER:HASH (make the hash with `webui hash-password`); plain "
+            "passwords are refused.", AUTH, secret=True, check=_valid_basic_auth),
+    Setting("roles", "list", (),
+            "Who gets which role, as ROLE=KIND:VALUE with ROLE viewer, operator or admin and KIND user, email, "
+            "domain, group, org or team (e.g. admin=user:alice, operator=domain:example.com, "
+            "admin=team:acme/sre); the highest matching role wins.", AUTH, check=_valid_role_rules),
+    Setting("default_role", "choice", "viewer",
+            "Role of a logged-in user no --roles rule matches; none: such users are refused.", AUTH,
+            choices=(*ROLE_NAMES, "none")),
+    Setting("secret_key", "str", None,
+            "Key that signs session cookies; unset: one is generated once and kept in the database, so "
+            "restarts and every process share it.", AUTH, secret=True, optional=True),
+    Setting("session_lifetime", "float", 12.0, "Hours a login lasts.", AUTH, min=0.05, max=24 * 90),
+    Setting("secure_cookies", "bool", False,
+            "Mark cookies Secure even when the request does not look like HTTPS (set it behind a TLS proxy "
+            "that does not say so); HTTPS requests always get Secure cookies.", AUTH),
+    Setting("login_max_failures", "int", 10,
+            "Failed logins allowed per address, and per user name, in 15 minutes before further tries wait.",
+            AUTH, min=1),
+    Setting("read_only", "bool", False,
+            "Refuse every control (revoke, rate limits, worker operations, forgetting workers) for everyone.",
+            AUTH),
+    Setting("insecure_no_auth", "bool", False,
+            "Allow listening on a non-loopback address with no login configured: anyone who reaches the port "
+            "can see task arguments and control workers.", AUTH),
     # collector
     Setting("embedded_collector", "bool", True,
             "Run the event collector inside the web server; with several processes or hosts exactly one "
@@ -216,6 +265,15 @@ class Settings:
     worker_group_pattern: str | None
     proxy_count: int
     url_prefix: str | None
+    basic_auth: tuple[str, ...]
+    roles: tuple[str, ...]
+    default_role: str
+    secret_key: str | None
+    session_lifetime: float
+    secure_cookies: bool
+    login_max_failures: int
+    read_only: bool
+    insecure_no_auth: bool
     embedded_collector: bool
     enable_events: bool
     enable_events_interval: float

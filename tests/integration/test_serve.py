@@ -16,11 +16,11 @@ def test_the_page_counts_tasks_and_workers_and_health_is_ok(worker, database_url
     server.wait_http("/healthcheck", 200, timeout=30)
     assert server.get("/healthcheck").body == "OK"
     failed = tasks.fail.delay("for the page")
-    wait_for(lambda: "FAILURE" in server.get("/").body and worker.hostname in server.get("/").body,
-             timeout=20, message="page never showed the failure and the worker")
+    wait_for(lambda: failed.id in server.get("/tasks?state=FAILURE").body
+             and worker.hostname in server.get("/workers").body,
+             timeout=20, message="the pages never showed the failure and the worker")
     page = server.get("/")
-    assert page.status == 200 and "online" in page.body
-    assert failed.id  # the failure reached the store, counted on the page
+    assert page.status == 200 and "Failed" in page.body and "Online" in page.body
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

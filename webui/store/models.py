@@ -7,6 +7,7 @@ what an old migration creates.
 from __future__ import annotations
 
 from peewee import (
+    AutoField,
     BooleanField,
     CharField,
     CompositeKey,
@@ -109,10 +110,10 @@ class Worker(BaseModel):
     heartbeat_timestamp = DoubleField(null=True)  # the worker's own clock
     utcoffset = DoubleField(null=True)
     last_task_event_at = DoubleField(null=True)
-
     # Set by the web process only (migration 0007): the `last_seen` at which the worker was forgotten. It is
     # hidden while `last_seen <= forgotten_at`; its next event moves `last_seen` on and brings it back.
     forgotten_at = DoubleField(null=True)
+
 
 class WorkerEvent(BaseModel):
     """Online/offline transitions of a worker, with the reason (`worker-offline` or a heartbeat timeout)."""
@@ -209,3 +210,46 @@ class TaskMinute(BaseModel):
 
 for _bucket in ROLLUP_BUCKET_COLUMNS:
     TaskMinute._meta.add_field(_bucket, IntegerField(default=0))
+
+
+class ApiToken(BaseModel):
+    """A bearer token for scripts and Prometheus: only its sha256 is kept; it is shown once, when created."""
+
+    id = AutoField()
+    name = CharField(max_length=255)
+    role = CharField(max_length=16)
+    token_hash = CharField(max_length=64, unique=True)
+    prefix = CharField(max_length=16)
+    created_at = DoubleField()
+    created_by = CharField(max_length=255)
+    last_used_at = DoubleField(null=True)
+    revoked_at = DoubleField(null=True)
+
+
+class AuditLog(BaseModel):
+    """Every state-changing action: who (and through which login), what, on what, from where, how it ended."""
+
+    id = AutoField()
+    at = DoubleField()
+    actor = CharField(max_length=255)
+    provider = CharField(max_length=64)
+    role = CharField(max_length=16, null=True)
+    action = CharField(max_length=64)
+    target = TextField(null=True)
+    address = CharField(max_length=64, null=True)
+    result = CharField(max_length=16)
+    detail = TextField(null=True)
+
+
+class AuthFailure(BaseModel):
+    """A failed login, by address and by user name, kept 15 minutes for throttling across processes."""
+
+    key = CharField(max_length=320)
+    at = DoubleField()
+
+
+class AppSecret(BaseModel):
+    """Secrets the app makes for itself once (the session signing key), shared by every process and host."""
+
+    name = CharField(max_length=64, primary_key=True)
+    value = TextField()
