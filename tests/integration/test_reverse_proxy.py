@@ -9,10 +9,11 @@ import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import simple_websocket
+from werkzeug.security import generate_password_hash
 
 from tests.support.events import dispatcher
 from tests.support.nginx import PREFIX, ProxiedWebui, serve_behind_nginx
@@ -114,3 +115,25 @@ def test_the_live_socket_works_through_nginx_and_refuses_other_sites(proxied: Pr
     with pytest.raises(simple_websocket.ConnectionError) as refused:
         Client.connect(url, headers={"Origin": "http://evil.example", "X-Forwarded-Host": "evil.example"})
     assert refused.value.status_code == 403
+
+
+def test_a_login_goes_to_the_prefixed_login_page_and_back(run_webui, redis_db, database_url, tmp_path) -> None:
+    users = f"alice:{generate_password_hash('wonderland', method='pbkdf2')}"
+    for proxied in serve_behind_nginx(run_webui, redis_db, database_url, tmp_path / "nginx", "--basic-auth", users):
+        browser = {"Accept": "text/html"}
+        anonymous = request(proxied, "GET", PREFIX + "/tasks?state=FAILURE", headers=browser)
+        assert anonymous.status == 302
+        login_url = anonymous.headers["Location"]
+        assert login_url.startswith(f"{PREFIX}/login?next=")
+        assert request(proxied, "GET", login_url, headers=browser).status == 200
+
+        back_to = parse_qs(urlsplit(login_url).query)["next"][0]
+        logged_in = request(proxied, "POST", f"{PREFIX}/login",
+                            {"username": "alice", "password": "wonderland", "next": back_to},
+                            {**browser, "Origin": proxied.nginx.url})
+        assert logged_in.status == 302, logged_in.body[:500]
+        assert logged_in.headers["Location"] == f"{PREFIX}/tasks?state=FAILURE"
+        cookie = logged_in.headers["Set-Cookie"]
+        assert "; Path=/celery" in cookie  # sent back only under the prefix
+        tasks = request(proxied, "GET", f"{PREFIX}/tasks", headers={**browser, "Cookie": cookie.split(";")[0]})
+        assert tasks.status == 200 and "alice" in tasks.body

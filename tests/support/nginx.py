@@ -99,12 +99,13 @@ class ProxiedWebui:
 
 
 def serve_behind_nginx(run_webui: Callable[..., WebuiProcess], broker_url: str, database_url: str,
-                       directory: Path) -> Iterator[ProxiedWebui]:
-    """Start both (the webui healthy through nginx), yield them, stop nginx (run_webui stops the webui)."""
+                       directory: Path, *args: str) -> Iterator[ProxiedWebui]:
+    """Start both (the webui healthy, `args` added to its flags), yield them, stop nginx (run_webui stops the
+    webui)."""
     if nginx_binary() is None:
         unavailable("nginx is not installed: apt-get install nginx to run the reverse proxy tests")
     webui = run_webui("serve", "--broker", broker_url, "--database", database_url, "--batch-interval", "0.1",
-                      "--no-enable-events", "--url-prefix", PREFIX, "--proxy-count", "1")
+                      "--no-enable-events", "--url-prefix", PREFIX, "--proxy-count", "1", *args)
     webui.wait_http(PREFIX + "/healthcheck", 200, timeout=30)
     nginx = Nginx(directory, webui.port or 0)
     try:
