@@ -12,6 +12,7 @@ from webui import paths, proxy
 from webui.celery_app import load_celery_app
 from webui.store.database import bind_models, open_database
 from webui.auth import gate as auth_gate
+from webui.auth import oauth
 from webui.views import formatting
 from webui.views import live as live_socket
 
@@ -32,6 +33,7 @@ def create_app(settings: Any, celery_app: Celery | None = None, *, start_collect
     app.config["WEBUI_DATABASE"] = db
     _manage_connections(app, db)
     auth_gate.init_app(app, settings, db)
+    oauth.init_app(app, settings)  # the single sign-on provider, if one is configured
     _register_views(app)
     live_socket.init_app(app)
     formatting.init_app(app)

@@ -132,6 +132,25 @@ def _valid_role_rules(rules: tuple[str, ...]) -> str | None:
             return problem
     return None
 
+OAUTH_PROVIDERS = ("none", "google", "github", "gitlab", "okta", "oidc")
+
+
+def _valid_http_url(url: str) -> str | None:
+    if not re.match(r"^https?://[^/?#\s]+", url):
+        return "must be an http:// or https:// URL"
+    return None
+
+
+def _valid_allow_list(selectors: tuple[str, ...]) -> str | None:
+    from webui.auth.oauth_settings import selector_problem
+
+    for selector in selectors:
+        problem = selector_problem(selector)
+        if problem:
+            return problem
+    return None
+
+
 SETTINGS: tuple[Setting, ...] = (
     # connection
     Setting("app", "str", None, "Celery app to monitor, as for `celery -A`: proj, proj.celery or proj:app.",
@@ -195,6 +214,33 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("insecure_no_auth", "bool", False,
             "Allow listening on a non-loopback address with no login configured: anyone who reaches the port "
             "can see task arguments and control workers.", AUTH),
+    # OAuth/OIDC login: one provider per instance (webui/auth/oauth.py)
+    Setting("oauth_provider", "choice", "none",
+            "Single sign-on provider: google, github, gitlab, okta or oidc (any OpenID Connect provider, by "
+            "discovery URL); none: no single sign-on.", AUTH, choices=OAUTH_PROVIDERS),
+    Setting("oauth_client_id", "str", None, "Client ID of the OAuth app registered with the provider.", AUTH,
+            optional=True),
+    Setting("oauth_client_secret", "str", None, "Client secret of that OAuth app.", AUTH, secret=True,
+            optional=True),
+    Setting("oauth_discovery_url", "str", None,
+            "OpenID Connect discovery URL (…/.well-known/openid-configuration) for oidc, or okta instead of "
+            "--oauth-base-url.", AUTH, optional=True, check=_valid_http_url),
+    Setting("oauth_base_url", "str", None,
+            "Own server's URL: GitHub Enterprise (https://github.example.com), self-hosted GitLab "
+            "(https://gitlab.example.com) or Okta (https://acme.okta.com[/oauth2/default]).", AUTH,
+            optional=True, check=_valid_http_url),
+    Setting("oauth_scopes", "list", (), "Scopes to ask for besides the provider's usual ones.", AUTH),
+    Setting("oauth_groups_claim", "str", "groups",
+            "Claim (in the ID token or userinfo) that lists an OIDC or Okta user's groups.", AUTH),
+    Setting("oauth_label", "str", None, "Name on the login button (\"Continue with …\").", AUTH, optional=True,
+            default_doc="the provider's name"),
+    Setting("oauth_redirect_uri", "str", None,
+            "Callback URL registered with the provider; unset: <this site>[/url_prefix]/login/oauth/callback, "
+            "as the browser (or a trusted proxy) names this site.", AUTH, optional=True, check=_valid_http_url),
+    Setting("auth_allow", "list", (),
+            "Who may log in with the provider, as KIND:VALUE with KIND email, domain, org, team, group or user "
+            "(e.g. domain:example.com, org:acme, team:acme/sre, group:ops), matched exactly; required with "
+            "an OAuth provider.", AUTH, check=_valid_allow_list),
     # collector
     Setting("embedded_collector", "bool", True,
             "Run the event collector inside the web server; with several processes or hosts exactly one "
@@ -274,6 +320,16 @@ class Settings:
     login_max_failures: int
     read_only: bool
     insecure_no_auth: bool
+    oauth_provider: str
+    oauth_client_id: str | None
+    oauth_client_secret: str | None
+    oauth_discovery_url: str | None
+    oauth_base_url: str | None
+    oauth_scopes: tuple[str, ...]
+    oauth_groups_claim: str
+    oauth_label: str | None
+    oauth_redirect_uri: str | None
+    auth_allow: tuple[str, ...]
     embedded_collector: bool
     enable_events: bool
     enable_events_interval: float

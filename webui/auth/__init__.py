@@ -28,6 +28,11 @@ def is_loopback(address: str) -> bool:
 
 def exposure_problem(settings: Any) -> str | None:
     """Why serving with these settings would expose an open UI, or None."""
+    from webui.auth import oauth_settings
+
+    oauth_problem = oauth_settings.problem(settings)  # e.g. an OAuth app with no allow-list: open to all
+    if oauth_problem:
+        return oauth_problem
     if login_configured(settings) or is_loopback(settings.address) or settings.insecure_no_auth:
         return None
     return (f"refusing to listen on {settings.address} with no login configured: anyone who reaches it could "

@@ -149,6 +149,10 @@ def _from_session(cfg: AuthConfig) -> Identity | None:
     if stored.provider == "basic" and stored.username not in cfg.users:
         session.clear()  # removed from the configuration: the login ends
         return None
+    if stored.provider != "basic" and not any(p.name == stored.provider and p.allows(stored)
+                                              for p in cfg.providers):
+        session.clear()  # an OAuth login whose provider, or allow-list, no longer lets them in
+        return None
     # Roles come from the configuration in effect now, not from when the user logged in.
     identity = _with_role(cfg, stored)
     if identity is None:

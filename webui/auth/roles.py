@@ -25,8 +25,8 @@ class Rule:
         value = self.value.lower()
         if self.kind == "user":
             return identity.username.lower() == value
-        if self.kind == "email":
-            return (identity.email or "").lower() == value
+        if self.kind == "email":  # only an address the provider verified: anyone can type any into a profile
+            return identity.email_verified and (identity.email or "").lower() == value
         if self.kind == "domain":
             email = (identity.email or "").lower()
             return identity.email_verified and email.rpartition("@")[2] == value.lstrip("@")
