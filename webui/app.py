@@ -9,10 +9,10 @@ from celery import Celery
 from flask import Flask, Response, request
 
 from webui import paths, proxy
-from webui.celery_app import load_celery_app
-from webui.store.database import bind_models, open_database
 from webui.auth import gate as auth_gate
 from webui.auth import oauth
+from webui.celery_app import load_celery_app
+from webui.store.database import bind_models, open_database
 from webui.views import formatting
 from webui.views import live as live_socket
 

@@ -50,6 +50,10 @@ class _SessionInterface(SecureCookieSessionInterface):
     def get_cookie_secure(self, app: Flask) -> bool:
         return self.always_secure or request.is_secure
 
+    def get_cookie_path(self, app: Flask) -> str:
+        # Under a path prefix (set here or by a proxy), the cookie belongs to the prefix only.
+        return (request.script_root or "") + "/"
+
 
 def config() -> AuthConfig:
     from flask import current_app
@@ -112,22 +116,34 @@ def _basic_header(cfg: AuthConfig, credentials: str) -> tuple[Identity | None, R
     except (binascii.Error, UnicodeDecodeError):
         return None, error_response(401, "The Basic credentials are not base64 of USER:PASSWORD.")
     identity, refusal = check_password(cfg, username, password)
-    return identity, refusal
+    return identity, refusal.response() if refusal else None
 
 
-def check_password(cfg: AuthConfig, username: str, password: str) -> tuple[Identity | None, Response | None]:
+@dataclass
+class Refusal:
+    status: int
+    message: str
+    retry_after: int | None = None
+
+    def response(self) -> Response:
+        response = error_response(self.status, self.message)
+        if self.retry_after:
+            response.headers["Retry-After"] = str(self.retry_after)
+        return response
+
+
+def check_password(cfg: AuthConfig, username: str, password: str) -> tuple[Identity | None, Refusal | None]:
     """A password login (form or Basic header), throttled; a refusal says why without saying which part."""
     wait = throttle.retry_after(request.remote_addr, username, cfg.max_failures)
     if wait > 0:
-        response = error_response(429, f"Too many failed logins: try again in {int(wait // 60) + 1} min.")
-        response.headers["Retry-After"] = str(int(wait) + 1)
-        return None, response
+        return None, Refusal(429, f"Too many failed logins: try again in {int(wait // 60) + 1} min.",
+                             int(wait) + 1)
     if not passwords.verify(cfg.users, username, password):
         throttle.record_failure(request.remote_addr, username)
-        return None, error_response(401, "Wrong user name or password.")
+        return None, Refusal(401, "Wrong user name or password.")
     identity = _with_role(cfg, Identity(username, "basic"))
     if identity is None:
-        return None, error_response(403, f"{username} has no role here (default role: none).")
+        return None, Refusal(403, f"{username} has no role here (default role: none).")
     return identity, None
 
 
@@ -172,7 +188,7 @@ def log_in(identity: Identity) -> None:
 
 
 def wants_html() -> bool:
-    if request.headers.get("HX-Request"):
+    if request.headers.get("HX-Request") or request.headers.get("Upgrade", "").lower() == "websocket":
         return False
     accept = request.accept_mimetypes
     return accept.best_match(["text/html", "application/json"]) == "text/html" and not _is_api()

@@ -41,11 +41,9 @@ def login() -> Response | str | tuple[str, int]:
     if identity is None:
         assert refusal is not None
         g.identity = None
-        audit.record("login", username, "refused", status=refusal.status_code)
-        message = refusal.get_json(silent=True) if refusal.is_json else None
-        text = message["error"] if message else "Wrong user name or password."
-        return render_template("login.html", page_title="Log in", next_url=next_url, error=text,
-                               username=username), refusal.status_code
+        audit.record("login", username, "refused", status=refusal.status)
+        return render_template("login.html", page_title="Log in", next_url=next_url, error=refusal.message,
+                               username=username), refusal.status
     gate.log_in(identity)
     g.identity = identity
     audit.record("login", identity.username, "ok", provider="basic")

@@ -11,7 +11,8 @@ from functools import lru_cache
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from webui import worker_groups
+from webui import audit, worker_groups
+from webui.auth.access import requires
 from webui.store import worker_queries
 from webui.views.same_origin import same_origin_required
 
@@ -59,6 +60,7 @@ def detail(hostname: str) -> tuple[str, int] | str:
 
 @bp.post("/workers/forget")
 @same_origin_required
+@requires("admin")
 def forget() -> Response | tuple[str, int]:
     """Hide an offline worker from the list until it sends an event again; 409 if it is online."""
     hostname = request.form.get("hostname", "")
@@ -66,6 +68,7 @@ def forget() -> Response | tuple[str, int]:
         abort(400, description="Say which worker to forget: the form field `hostname` is missing or empty.")
     _check_hostname(hostname)
     outcome = worker_queries.forget(hostname)
+    audit.record("worker-forget", hostname, "ok" if outcome == "forgotten" else "failed", outcome=outcome)
     if outcome == "unknown":
         abort(404, description=f"No worker named {hostname!r} has been seen by this monitor.")
     if outcome == "online":
