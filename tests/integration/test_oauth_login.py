@@ -229,3 +229,23 @@ def test_the_flow_works_under_a_url_prefix(sso_server) -> None:
     assert top_bar(page) == ("alice@example.com", "admin")
     wait_for(lambda: client.get(server.url + "/celery/admin/audit", timeout=10).status_code == 200, timeout=5,
              message="the admin page under the prefix never answered")
+
+
+def test_an_unreachable_provider_shows_the_login_page_not_a_500(redis_db, database_url, run_webui) -> None:
+    closed = f"http://127.0.0.1:{free_port()}/.well-known/openid-configuration"
+    server = run_webui("serve", "--broker", redis_db, "--database", database_url, "--no-enable-events",
+                       "--oauth-provider", "oidc", "--oauth-discovery-url", closed, "--oauth-client-id", "id",
+                       "--auth-allow", "domain:example.com", env={"WEBUI_OAUTH_CLIENT_SECRET": "secret"})
+    server.wait_http("/login", 200, timeout=30)
+
+    page = browser().get(server.url + "/login/oauth?next=/tasks", timeout=20)
+
+    assert page.status_code == 401 and "Could not reach 127.0.0.1 to start the login" in login_error(page)
+
+
+def test_serve_refuses_a_provider_without_an_allow_list(redis_db, database_url, run_webui) -> None:
+    server = run_webui("serve", "--broker", redis_db, "--database", database_url, "--oauth-provider", "google",
+                       "--oauth-client-id", "id", env={"WEBUI_OAUTH_CLIENT_SECRET": "secret"})
+
+    assert server.wait(timeout=30) == 2
+    assert "empty --auth-allow would let every account of that provider log in" in server.log_text()
