@@ -66,6 +66,18 @@ def test_task_events_count_as_signs_of_life():
     assert worker.last_task_event_at == 105.0
 
 
+def test_a_task_event_received_before_worker_offline_does_not_bring_the_worker_back():
+    # One batch merges its worker events before its task events: arrival order decides, not merge order.
+    worker = new_worker()
+    apply_worker_event(worker, heartbeat(100.0, "worker-online"))
+    apply_worker_event(worker, heartbeat(103.0, "worker-offline"))
+
+    assert touch_from_task_event(worker, 102.5) is None
+    assert not worker.online and worker.offline_reason == "worker-offline"
+    back = touch_from_task_event(worker, 104.0)  # a task event after it went offline: it is alive again
+    assert back is not None and back.online and worker.online
+
+
 def test_silent_workers_are_those_processing_tasks_without_task_events():
     busy, idle = new_worker(), WorkerState("w2@h", 100.0, 100.0)
     apply_worker_event(busy, heartbeat(100.0, processed=10))

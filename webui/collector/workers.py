@@ -90,10 +90,14 @@ def apply_worker_event(worker: WorkerState, event: dict[str, Any]) -> Transition
 
 
 def touch_from_task_event(worker: WorkerState, received: float) -> Transition | None:
-    """A task event proves the worker is alive (as in Celery's State)."""
+    """A task event proves the worker is alive (as in Celery's State) — unless it was received before the
+    worker went offline: a batch merges worker events first, so a task event that came before a
+    `worker-offline` of the same batch must not bring the worker back."""
     worker.last_seen = max(worker.last_seen, received)
     worker.last_task_event_at = received
     worker.processed_baseline = None
+    if not worker.online and worker.status_changed_at is not None and received <= worker.status_changed_at:
+        return None
     return _set_online(worker, True, received, REASON_TASK_EVENT)
 
 

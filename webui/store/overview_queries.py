@@ -202,9 +202,12 @@ def recent_events(limit: int = 15) -> list[FeedEvent]:
 
 
 def worker_counts() -> tuple[int, int]:
-    """(online, offline) workers."""
+    """(online, offline) workers; forgotten ones are not counted (as on the workers page)."""
+    from webui.store.worker_queries import visible
+
     online = offline = 0
-    query: Any = Worker.select(Worker.online, fn.COUNT(Worker.hostname)).group_by(Worker.online).tuples()
+    query: Any = (Worker.select(Worker.online, fn.COUNT(Worker.hostname)).where(visible())
+                  .group_by(Worker.online).tuples())
     for is_online, count in query:
         if is_online:
             online += count
