@@ -73,6 +73,9 @@ def _register_views(app: Flask) -> None:
     from webui.views import events
 
     app.register_blueprint(events.bp)
+    from webui.views import controls
+
+    app.register_blueprint(controls.bp)
     from webui import api
 
     api.init_app(app)  # Flower's routes, /api/v1, the OpenAPI document, JSON errors under /api/

@@ -106,24 +106,24 @@ def revoke(app: Celery, task_ids: list[str], *, terminate: bool = False, signal:
 def rate_limit(app: Celery, task_name: str, rate: str, *, workers: list[str] | None = None,
                timeout: float = 1.0) -> ControlResult:
     """Set `task_name`'s rate limit (`"10/m"`; `"0"` removes it) on `workers`, or on all."""
-    name = _check_name(task_name, "task name")
+    name = check_name(task_name, "task name")
     problem = validate_rate(rate)
     if problem:
         raise ValueError(problem)
     arguments = {"task_name": name, "rate_limit": re.sub(r"\s+", "", rate)}
-    return _send(app, "rate_limit", name, "rate_limit", arguments, _check_workers(workers), timeout)
+    return _send(app, "rate_limit", name, "rate_limit", arguments, check_workers(workers), timeout)
 
 
 def time_limit(app: Celery, task_name: str, *, soft: float | None, hard: float | None,
                workers: list[str] | None = None, timeout: float = 1.0) -> ControlResult:
     """Set `task_name`'s soft and hard time limits in seconds (None removes one) for its next executions."""
-    name = _check_name(task_name, "task name")
-    soft = _check_seconds(soft, "soft time limit")
-    hard = _check_seconds(hard, "hard time limit")
+    name = check_name(task_name, "task name")
+    soft = check_seconds(soft, "soft time limit")
+    hard = check_seconds(hard, "hard time limit")
     if soft is not None and hard is not None and soft > hard:
         raise ValueError(f"The soft time limit ({soft:g} s) must not exceed the hard one ({hard:g} s).")
     return _send(app, "time_limit", name, "time_limit", {"task_name": name, "soft": soft, "hard": hard},
-                 _check_workers(workers), timeout)
+                 check_workers(workers), timeout)
 
 
 # --- Worker controls ---------------------------------------------------------------------------------------
@@ -135,17 +135,17 @@ def pool_restart(app: Celery, worker: str, *, timeout: float = 1.0) -> ControlRe
 
 def pool_grow(app: Celery, worker: str, n: int = 1, *, timeout: float = 1.0) -> ControlResult:
     """Add `n` pool processes (refused by the worker while autoscale is on)."""
-    return _to_worker(app, "pool_grow", worker, {"n": _check_count(n, "n")}, timeout)
+    return _to_worker(app, "pool_grow", worker, {"n": check_count(n, "n")}, timeout)
 
 
 def pool_shrink(app: Celery, worker: str, n: int = 1, *, timeout: float = 1.0) -> ControlResult:
     """Remove `n` pool processes (refused by the worker while autoscale is on)."""
-    return _to_worker(app, "pool_shrink", worker, {"n": _check_count(n, "n")}, timeout)
+    return _to_worker(app, "pool_shrink", worker, {"n": check_count(n, "n")}, timeout)
 
 
 def autoscale(app: Celery, worker: str, max: int, min: int, *, timeout: float = 1.0) -> ControlResult:
     """Set the autoscaler's bounds (the worker needs `--autoscale`)."""
-    high, low = _check_count(max, "max"), _check_count(min, "min", zero=True)
+    high, low = check_count(max, "max"), check_count(min, "min", zero=True)
     if low > high:
         raise ValueError(f"min ({low}) must not exceed max ({high}).")
     return _to_worker(app, "autoscale", worker, {"max": high, "min": low}, timeout)
@@ -153,17 +153,17 @@ def autoscale(app: Celery, worker: str, max: int, min: int, *, timeout: float = 
 
 def add_consumer(app: Celery, worker: str, queue: str, *, timeout: float = 1.0) -> ControlResult:
     """Make the worker consume from `queue` too (until it restarts)."""
-    return _to_worker(app, "add_consumer", worker, {"queue": _check_name(queue, "queue name")}, timeout)
+    return _to_worker(app, "add_consumer", worker, {"queue": check_name(queue, "queue name")}, timeout)
 
 
 def cancel_consumer(app: Celery, worker: str, queue: str, *, timeout: float = 1.0) -> ControlResult:
     """Make the worker stop consuming from `queue` (until it restarts)."""
-    return _to_worker(app, "cancel_consumer", worker, {"queue": _check_name(queue, "queue name")}, timeout)
+    return _to_worker(app, "cancel_consumer", worker, {"queue": check_name(queue, "queue name")}, timeout)
 
 
 def shutdown(app: Celery, worker: str) -> ControlResult:
     """Warm shutdown: the worker finishes its running tasks and exits. It sends no reply."""
-    hostname = _check_name(worker, "worker name")
+    hostname = check_name(worker, "worker name")
     try:
         broadcasts.broadcast(app, "shutdown", reply=False, destination=[hostname])
     except Exception as exc:  # noqa: BLE001 - any broker failure becomes the result's error
@@ -188,10 +188,11 @@ def retry_problem(task: Any) -> str | None:
     return None
 
 
-def retry(app: Celery, task: Any) -> ControlResult:
+def retry(app: Celery, task: Any, *, producer: Any = None) -> ControlResult:
     """Send the failed `task` again as a new task: same name, arguments and queue, same root, parent = it.
 
-    Raises ValueError (with `retry_problem`'s reason) when its stored arguments can't be trusted.
+    Raises ValueError (with `retry_problem`'s reason) when its stored arguments can't be trusted. A bulk
+    retry passes one `producer` for all its sends.
     """
     problem = retry_problem(task)
     if problem:
@@ -206,7 +207,7 @@ def retry(app: Celery, task: Any) -> ControlResult:
         options["routing_key"] = task.routing_key
     try:
         new = app.send_task(task.name, args=args, kwargs=kwargs, root_id=task.root_id or task.uuid,
-                            parent_id=task.uuid, **options)
+                            parent_id=task.uuid, producer=producer, **options)
     except Exception as exc:  # noqa: BLE001 - any broker failure becomes the result's error
         return ControlResult("retry", task.uuid, error=_broker_error(exc))
     return ControlResult("retry", new.id)
@@ -257,6 +258,19 @@ def _holds_ellipsis(value: Any) -> bool:
     return False
 
 
+def registered_limits(entry: Any) -> tuple[str, dict[str, str]]:
+    """One `inspect registered` line (`"proj.add [rate_limit=10/m time_limit=30]"`) as (name, {item: value})."""
+    text = str(entry)
+    name, _, rest = text.partition(" [")
+    items: dict[str, str] = {}
+    if rest.endswith("]"):
+        for pair in rest[:-1].split():
+            key, sep, value = pair.partition("=")
+            if sep:
+                items[key] = value
+    return name.strip(), items
+
+
 # --- Validation --------------------------------------------------------------------------------------------
 
 def validate_rate(rate: str) -> str | None:
@@ -287,7 +301,7 @@ def _check_task_id(task_id: Any) -> str:
     return task_id
 
 
-def _check_name(value: Any, what: str) -> str:
+def check_name(value: Any, what: str) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"A {what} is required.")
     if len(value) > MAX_NAME_LENGTH or _BAD_NAME_RE.search(value):
@@ -296,16 +310,16 @@ def _check_name(value: Any, what: str) -> str:
     return value
 
 
-def _check_workers(workers: list[str] | None) -> list[str] | None:
+def check_workers(workers: list[str] | None) -> list[str] | None:
     if workers is None:
         return None
-    checked = [_check_name(worker, "worker name") for worker in workers]
+    checked = [check_name(worker, "worker name") for worker in workers]
     if not checked:
         raise ValueError("Name at least one worker, or none for all of them.")
     return checked
 
 
-def _check_count(value: Any, what: str, *, zero: bool = False) -> int:
+def check_count(value: Any, what: str, *, zero: bool = False) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{what} must be a whole number.")
     if value < (0 if zero else 1) or value > 10_000:
@@ -313,7 +327,7 @@ def _check_count(value: Any, what: str, *, zero: bool = False) -> int:
     return value
 
 
-def _check_seconds(value: Any, what: str) -> float | None:
+def check_seconds(value: Any, what: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -327,7 +341,7 @@ def _check_seconds(value: Any, what: str) -> float | None:
 # --- Sending and replies -----------------------------------------------------------------------------------
 
 def _to_worker(app: Celery, action: str, worker: str, arguments: dict[str, Any], timeout: float) -> ControlResult:
-    hostname = _check_name(worker, "worker name")
+    hostname = check_name(worker, "worker name")
     return _send(app, action, hostname, action, arguments, [hostname], timeout)
 
 
