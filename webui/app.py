@@ -76,6 +76,10 @@ def _register_views(app: Flask) -> None:
     from webui.views import controls
 
     app.register_blueprint(controls.bp)
+    from webui.views import metrics, probes
+
+    app.register_blueprint(probes.bp)
+    metrics.init_app(app, app.config["WEBUI_SETTINGS"])  # /metrics; public only with metrics_public
     from webui import api
 
     api.init_app(app)  # Flower's routes, /api/v1, the OpenAPI document, JSON errors under /api/

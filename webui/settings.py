@@ -109,7 +109,8 @@ def _valid_regexes(patterns: tuple[str, ...]) -> str | None:
 
 CONNECTION, SERVER, COLLECTOR, SENSITIVE = "connection", "server", "collector", "sensitive data"
 AUTH = "authentication"
-GROUPS = (CONNECTION, SERVER, AUTH, COLLECTOR, SENSITIVE)
+METRICS = "metrics"
+GROUPS = (CONNECTION, SERVER, AUTH, COLLECTOR, METRICS, SENSITIVE)
 ROLE_NAMES = ("viewer", "operator", "admin")
 
 
@@ -131,6 +132,27 @@ def _valid_role_rules(rules: tuple[str, ...]) -> str | None:
         if problem:
             return problem
     return None
+
+def _valid_buckets(bounds: tuple[str, ...]) -> str | None:
+    try:
+        values = [float(bound) for bound in bounds]
+    except ValueError:
+        return f"bucket bounds must be numbers, got {','.join(bounds)}"
+    if not values or values != sorted(set(values)) or not all(0 < v < math.inf for v in values):
+        return "bucket bounds must be positive, finite and strictly increasing"
+    return None
+
+
+def _valid_runtime_buckets(bounds: tuple[str, ...]) -> str | None:
+    from webui.collector.rollups import RUNTIME_BOUNDS
+
+    problem = _valid_buckets(bounds)
+    outside = [b for b in bounds if problem is None and float(b) not in RUNTIME_BOUNDS]
+    if outside:
+        return (f"{','.join(outside)} not among the rollups' runtime bounds "
+                f"({','.join(str(b) for b in RUNTIME_BOUNDS)})")
+    return problem
+
 
 OAUTH_PROVIDERS = ("none", "google", "github", "gitlab", "okta", "oidc")
 
@@ -274,6 +296,25 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("no_task_events_warning", "float", 60.0,
             "Seconds workers may be online without sending task events before the UI warns.",
             COLLECTOR, min=1),
+    # metrics (webui/views/metrics.py)
+    Setting("metrics_public", "bool", False,
+            "Serve /metrics without a login or API token (it names tasks, workers and exception classes).",
+            METRICS),
+    Setting("metrics_worker_expiry", "float", 600.0,
+            "Seconds after a worker goes offline until its series leave /metrics.", METRICS, min=0),
+    Setting("metrics_runtime_buckets", "list",
+            ("0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "5.0", "10.0", "30.0", "60.0",
+             "300.0"),
+            "Upper bounds (seconds) of the celery_task_runtime buckets, each one of the rollups' bounds.",
+            METRICS, check=_valid_runtime_buckets),
+    Setting("metrics_wait_buckets", "list",
+            ("0.01", "0.05", "0.1", "0.5", "1.0", "5.0", "10.0", "30.0", "60.0", "300.0", "600.0", "1800.0",
+             "3600.0"),
+            "Upper bounds (seconds) of the celery_task_queue_wait_time buckets, increasing.", METRICS,
+            check=_valid_buckets),
+    Setting("metrics_group_workers", "bool", False,
+            "Use the stable worker group (worker_group_pattern) as the hostname label of worker series.",
+            METRICS),
     # sensitive data
     Setting("store_args", "bool", True, "Store task args and kwargs.", SENSITIVE),
     Setting("store_results", "bool", True, "Store task results.", SENSITIVE),
@@ -342,6 +383,11 @@ class Settings:
     inspect_interval: float
     queue_sample_interval: float
     no_task_events_warning: float
+    metrics_public: bool
+    metrics_worker_expiry: float
+    metrics_runtime_buckets: tuple[str, ...]
+    metrics_wait_buckets: tuple[str, ...]
+    metrics_group_workers: bool
     store_args: bool
     store_results: bool
     mask_keys: tuple[str, ...]

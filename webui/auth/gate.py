@@ -21,7 +21,9 @@ from flask.sessions import SecureCookieSessionInterface
 from webui.auth import csrf, passwords, roles, secret, throttle, tokens
 from webui.auth.identity import Identity
 
-PUBLIC_ENDPOINTS = {"static", "health.healthcheck", "auth.login", "auth.logout"}
+# Health probes answer uptime monitors, which often can't send a token; they say only counts (webui/views/probes.py).
+PUBLIC_ENDPOINTS = {"static", "health.healthcheck", "auth.login", "auth.logout",
+                    "probes.workers", "probes.queue", "probes.beat"}
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 

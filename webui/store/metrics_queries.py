@@ -1,0 +1,250 @@
+"""Reads for `/metrics`: every counter is a sum over stored rows, so it survives restarts of the UI.
+
+What each total sums (docs/metrics.md says the same to users):
+- received … rejected and the runtime histogram: every `task_minute` rollup row, i.e. the stream's task events
+  (webui.collector.rollups), exact. Retention must fold rows it drops into a per-name row, or the totals fall
+  and Prometheus sees a counter reset.
+- sent and the queue-wait histogram: task rows, by id (no rollup counts `task-sent`). One per task with a
+  `sent_at`; a task's wait is `started_at - sent_at` (or `- received_at` without a sent event).
+- failed by exception class: task rows with a `failed_at` (the `task_failed_at` partial index), one per
+  failed task, by the class at the start of its exception text.
+
+Rows below a moving boundary are summed once per process and kept (`_Settled`); each scrape then reads only the
+rows above it. The boundary trails far enough behind that rows under it no longer change: 2 days of rollup
+minutes (events more than a day off the collector's clock are put in their arrival minute), a day of
+`failed_at`, and tasks received more than `TASK_SETTLE` seconds ago. So every process gives the same totals; the
+price is that a task that starts more than `TASK_SETTLE` after a worker received it (an ETA task) adds no wait
+observation, and a failure stamped more than a day in the past by a skewed clock may be missed.
+"""
+from __future__ import annotations
+
+import bisect
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from peewee import fn
+
+from webui.collector.rollups import BUCKET_COLUMNS, COUNT_COLUMNS
+from webui.store import queue_queries
+from webui.store.models import CollectorGap, CollectorStatus, Task, TaskMinute, Worker
+
+DAY = 86_400.0
+ROLLUP_SETTLE = 2 * DAY
+FAILURE_SETTLE = DAY
+TASK_SETTLE = 300.0
+QUEUE_WINDOW = 900.0  # a queue sampled in the last 15 minutes has a length series
+EXCEPTION_MAX = 128
+_EXCEPTION_CLASS = re.compile(r"\s*([A-Za-z_][\w.]*)")
+
+K = TypeVar("K")
+Sums = dict[Any, list[float]]
+
+
+def _add(into: Sums, more: Sums) -> None:
+    for key, values in more.items():
+        have = into.get(key)
+        if have is None:
+            into[key] = list(values)
+        else:
+            for i, value in enumerate(values):
+                have[i] += value
+
+
+class _Settled(Generic[K]):
+    """Per-key sums of rows, where rows below `boundary` are read once and kept, the rest read each time."""
+
+    def __init__(self) -> None:
+        self.boundary: Any = None
+        self.frozen: Sums = {}
+        self.lock = threading.Lock()
+
+    def totals(self, boundary: Any, read: Callable[[Any, Any], Sums]) -> Sums:
+        """`read(lo, hi)` sums rows with lo <= position < hi (None: unbounded)."""
+        with self.lock:
+            if self.boundary is None:
+                self.frozen, self.boundary = read(None, boundary), boundary
+            elif boundary > self.boundary:
+                _add(self.frozen, read(self.boundary, boundary))
+                self.boundary = boundary
+            result = {key: list(values) for key, values in self.frozen.items()}
+            _add(result, read(self.boundary, None))
+        return result
+
+
+# -- task totals ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TaskTotals:
+    """Per task name ("" when unknown): event counts, runtime and wait histograms, failures by class."""
+
+    counts: dict[str, dict[str, int]]  # name -> {"received": n, …, "sent": n}
+    runtime: dict[str, tuple[list[int], float]]  # name -> (counts per RUNTIME_BOUNDS bucket + overflow, sum)
+    wait: dict[str, tuple[list[int], float]]  # name -> (counts per wait bound + overflow, sum)
+    failures: dict[tuple[str, str], int]  # (name, exception class) -> failed tasks
+
+
+def _read_rollups(lo: int | None, hi: int | None) -> Sums:
+    columns = (*COUNT_COLUMNS, "runtime_sum", *BUCKET_COLUMNS)
+    query: Any = TaskMinute.select(TaskMinute.name, *(fn.SUM(getattr(TaskMinute, c)) for c in columns))
+    if lo is not None:
+        query = query.where(TaskMinute.minute >= lo)
+    if hi is not None:
+        query = query.where(TaskMinute.minute < hi)
+    return {name: [float(v or 0) for v in values] for name, *values in query.group_by(TaskMinute.name).tuples()}
+
+
+def exception_class(text: str | None) -> str:
+    """The class an exception text starts with (`ValueError('x')` → `ValueError`), else "unknown"."""
+    match = _EXCEPTION_CLASS.match(text or "")
+    return match.group(1)[:EXCEPTION_MAX] if match else "unknown"
+
+
+def _read_failures(lo: float | None, hi: float | None) -> Sums:
+    query: Any = Task.select(Task.name, Task.exception).where(Task.failed_at.is_null(False))
+    if lo is not None:
+        query = query.where(Task.failed_at >= lo)
+    if hi is not None:
+        query = query.where(Task.failed_at < hi)
+    sums: Sums = {}
+    for name, exception in query.tuples().iterator():
+        _add(sums, {(name or "", exception_class(exception)): [1.0]})
+    return sums
+
+
+def _task_reader(wait_bounds: Sequence[float]) -> Callable[[int | None, int | None], Sums]:
+    """Per name: [sent, wait bucket counts…, wait sum], over task ids lo <= id < hi."""
+    width = len(wait_bounds) + 1
+
+    def read(lo: int | None, hi: int | None) -> Sums:
+        query: Any = Task.select(Task.name, Task.sent_at, Task.received_at, Task.started_at)
+        if lo is not None:
+            query = query.where(Task.id >= lo)
+        if hi is not None:
+            query = query.where(Task.id < hi)
+        sums: Sums = {}
+        for name, sent_at, received_at, started_at in query.tuples().iterator():
+            row = sums.get(name or "")
+            if row is None:
+                row = sums[name or ""] = [0.0] * (width + 2)
+            if sent_at is not None:
+                row[0] += 1
+            queued_at = sent_at if sent_at is not None else received_at
+            if started_at is not None and queued_at is not None:
+                wait = max(0.0, started_at - queued_at)
+                row[1 + bisect.bisect_left(wait_bounds, wait)] += 1
+                row[-1] += wait
+        return sums
+
+    return read
+
+
+def _task_boundary(now: float) -> int | None:
+    """The id of the newest task received `TASK_SETTLE` ago (index `task_received_at`); rows below it are final."""
+    row = (Task.select(Task.id).where(Task.received_at < now - TASK_SETTLE)
+           .order_by(Task.received_at.desc()).limit(1).first())
+    return int(row.id) if row is not None else None
+
+
+@dataclass
+class TaskTotalsReader:
+    """Holds one process's settled sums; `read()` gives the totals now. Wait buckets are fixed per reader."""
+
+    wait_bounds: tuple[float, ...]
+    rollups: _Settled[str] = field(default_factory=_Settled)
+    failures: _Settled[tuple[str, str]] = field(default_factory=_Settled)
+    tasks: _Settled[str] = field(default_factory=_Settled)
+
+    def read(self, now: float | None = None) -> TaskTotals:
+        now = time.time() if now is None else now
+        rollups = self.rollups.totals(int((now - ROLLUP_SETTLE) // 60) * 60, _read_rollups)
+        failures = self.failures.totals(now - FAILURE_SETTLE, _read_failures)
+        boundary = _task_boundary(now)
+        reader = _task_reader(self.wait_bounds)
+        tasks = self.tasks.totals(boundary, reader) if boundary is not None else reader(None, None)
+        n = len(COUNT_COLUMNS)
+        counts = {name: {c: int(v) for c, v in zip(COUNT_COLUMNS, values[:n], strict=True)}
+                  for name, values in rollups.items()}
+        runtime = {name: ([int(v) for v in values[n + 1:]], values[n]) for name, values in rollups.items()}
+        wait: dict[str, tuple[list[int], float]] = {}
+        for name, values in tasks.items():
+            counts.setdefault(name, dict.fromkeys(COUNT_COLUMNS, 0))["sent"] = int(values[0])
+            if sum(values[1:-1]):
+                wait[name] = ([int(v) for v in values[1:-1]], values[-1])
+        for per_name in counts.values():
+            per_name.setdefault("sent", 0)
+        return TaskTotals(counts, runtime, wait, {key: int(v[0]) for key, v in failures.items()})
+
+
+# -- gauges -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class WorkerSeries:
+    hostname: str
+    online: bool
+    active: int
+
+
+def workers(expiry: float, now: float | None = None) -> list[WorkerSeries]:
+    """Online workers, and offline ones that went offline less than `expiry` seconds ago; never forgotten ones."""
+    now = time.time() if now is None else now
+    series = []
+    query: Any = Worker.select(Worker.hostname, Worker.online, Worker.active, Worker.status_changed_at,
+                               Worker.last_seen, Worker.forgotten_at).order_by(Worker.hostname).tuples()
+    for hostname, online, active, changed_at, last_seen, forgotten_at in query:
+        if forgotten_at is not None and last_seen <= forgotten_at:
+            continue
+        if not online and (changed_at or last_seen) < now - expiry:
+            continue
+        series.append(WorkerSeries(hostname, bool(online), int(active or 0) if online else 0))
+    return series
+
+
+@dataclass
+class QueueSeries:
+    name: str
+    depth: int | None
+    consumers: int | None
+    workers: int
+
+
+def queues(now: float | None = None) -> list[QueueSeries]:
+    """Queues sampled in the last `QUEUE_WINDOW` seconds: latest depth, consumers, consuming online workers."""
+    views = queue_queries.queue_overview(window=QUEUE_WINDOW, now=now)
+    return [QueueSeries(v.name, v.latest.depth, v.consumer_count, len(v.workers))
+            for v in sorted(views, key=lambda v: v.name)]
+
+
+@dataclass
+class CollectorHealth:
+    known: bool
+    connected: bool = False
+    heartbeat_age: float | None = None
+    last_event_age: float | None = None
+    events_total: int = 0
+    events_malformed: int = 0
+    events_dropped: int = 0
+    gaps_total: int = 0
+    gaps_open: int = 0
+    events_lost: int = 0
+
+
+def collector(now: float | None = None) -> CollectorHealth:
+    now = time.time() if now is None else now
+    status = CollectorStatus.get_or_none(CollectorStatus.id == 1)  # type: ignore[attr-defined]
+    gaps: Any = CollectorGap.select(fn.COUNT(CollectorGap.started_at), fn.SUM(CollectorGap.events_lost)).tuples()
+    gaps_total, lost = next(iter(gaps))
+    gaps_open = CollectorGap.select().where(CollectorGap.ended_at.is_null()).count()
+    if status is None:
+        return CollectorHealth(False, gaps_total=int(gaps_total or 0), gaps_open=gaps_open, events_lost=int(lost or 0))
+    return CollectorHealth(
+        True, bool(status.connected), max(0.0, now - status.heartbeat_at),
+        max(0.0, now - status.last_event_at) if status.last_event_at else None,
+        int(status.events_total or 0), int(status.events_malformed or 0), int(status.events_dropped or 0),
+        int(gaps_total or 0), gaps_open, int(lost or 0))
+
