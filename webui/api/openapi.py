@@ -1,0 +1,259 @@
+"""The OpenAPI 3 document of every route under `/api/` (and `/healthcheck`), served at
+`/api/v1/openapi.json`. Kept true by tests/integration/test_api_openapi.py: every API route of the app is in
+it, and real responses validate against its schemas."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+
+from webui.api.task_dicts import FIELDS
+
+bp = Blueprint("api_openapi", __name__)
+
+NUM = {"type": ["number", "null"]}
+STR = {"type": ["string", "null"]}
+INT = {"type": ["integer", "null"]}
+TEXT = {"text/plain": {"schema": {"type": "string"}}}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(properties: dict[str, Any], required: list[str] | None = None, extra: bool = True) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": required or list(properties),
+            "additionalProperties": extra}
+
+
+TASK = _obj({**{f: STR for f in FIELDS},
+             **{f: NUM for f in ("received", "sent", "started", "rejected", "succeeded", "failed", "retried",
+                                 "revoked", "timestamp", "runtime")},
+             "uuid": {"type": "string"}, "state": {"type": "string"}, "retries": {"type": "integer"},
+             "clock": INT, "children": {"type": "array", "items": {"type": "string"}}})
+GAP = _obj({"started_at": {"type": "number"}, "ended_at": NUM, "kind": {"type": "string"},
+            "reason": {"type": "string"}, "events_lost": INT})
+WORKER = _obj({"hostname": {"type": "string"}, "online": {"type": "boolean"}, "status_changed_at": NUM,
+               "offline_reason": STR, "first_seen": {"type": "number"}, "last_seen": {"type": "number"},
+               "last_heartbeat": NUM, "pid": INT, "sw_ident": STR, "sw_ver": STR, "sw_sys": STR,
+               "processed": INT, "active": INT, "loadavg": {"type": "array"}, "clock_skew": NUM,
+               "pool": {"type": "string"}, "concurrency": {}, "queues": {"type": "array", "items": {"type": "string"}},
+               "inspected_at": NUM})
+QUEUE = _obj({"name": {"type": "string"}, "depth": INT, "ready": INT, "unacked": INT, "consumers": INT,
+              "oldest_age": NUM, "sampled_at": {"type": "number"},
+              "workers": {"type": "array", "items": {"type": "string"}}, "transport": {"type": "string"}})
+SCHEMAS: dict[str, Any] = {
+    "Error": _obj({"error": {"type": "string"}}),
+    "Message": _obj({"message": {"type": "string"}}),
+    "FlowerTask": TASK,
+    "Gap": GAP, "Worker": WORKER, "Queue": QUEUE,
+    "Sent": _obj({"task-id": {"type": "string"}, "state": {"type": "string"}}, ["task-id"]),
+    "Result": _obj({"task-id": {"type": "string"}, "state": {"type": "string"}, "result": {},
+                    "traceback": STR}, ["task-id", "state"]),
+}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+ERROR = _json(_ref("Error"), "Refused: the reason is in `error`")
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    reasons = {400: "A bad parameter", 401: "No login or token", 403: "Role too low, read-only, or the worker "
+               "refused", 404: "Unknown task, worker or queue", 405: "Wrong method", 409: "The worker is "
+               "offline or did not answer", 503: "The broker, result backend or database is unreachable"}
+    return {str(c): {**ERROR, "description": reasons[c]} for c in (401, *codes)}
+
+
+def _param(name: str, schema: dict[str, Any], description: str = "", where: str = "query",
+           required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": where, "required": required or where == "path", "schema": schema,
+            "description": description}
+
+
+def _path(name: str) -> dict[str, Any]:
+    return _param(name, {"type": "string", "minLength": 1}, where="path")
+
+
+def _op(summary: str, response: dict[str, Any], *, parameters: list[dict[str, Any]] | None = None,
+        errors: tuple[int, ...] = (), role: str = "viewer", body: dict[str, Any] | None = None,
+        tag: str = "flower") -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "tags": [tag], "parameters": parameters or [],
+                          "responses": {"200": response, **_errors(*errors)}, "x-role": role}
+    if body is not None:
+        op["requestBody"] = {"required": False, "content": {"application/json": {"schema": body}}}
+    return op
+
+
+def _form(*fields: tuple[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Flower reads these from the query string or a form body; the document lists them as query ones."""
+    return [_param(name, schema) for name, schema in fields]
+
+
+BOOL = {"type": "string", "enum": ["0", "1", "true", "false"]}
+TASK_BODY = {"type": "object", "properties": {
+    "args": {"type": "array"}, "kwargs": {"type": "object"}, "countdown": {"type": "number"},
+    "eta": {"type": "string"}, "expires": {}, "queue": {"type": "string"}, "priority": {"type": "integer"}}}
+FILTERS = [_param(k, {"type": "string"}, d) for k, d in (
+    ("state", "a state; repeat or comma-separate for several"), ("name", "task name; repeatable"),
+    ("worker", "worker hostname; repeatable"), ("queue", "queue; repeatable"),
+    ("time_field", "received, started or finished"), ("from", "ISO time or epoch seconds"),
+    ("to", "ISO time or epoch seconds"), ("range", "15m, 1h, 6h, 24h, 7d or 30d"),
+    ("runtime_min", "seconds"), ("runtime_max", "seconds"), ("q", "text in args, kwargs, result, exception"),
+    ("sort", "newest, oldest, slowest or fastest"), ("cursor", "the previous page's next_cursor"),
+    ("tz", "minutes east of UTC for times without a zone"))] + [
+    _param("limit", {"type": "integer", "minimum": 1, "maximum": 500})]
+
+
+def _paths() -> dict[str, Any]:
+    worker = _path("hostname")
+    worker_ops = {
+        "/api/worker/shutdown/{hostname}": ("Shut the worker down (warm)", []),
+        "/api/worker/pool/restart/{hostname}": ("Restart the worker's pool", []),
+        "/api/worker/pool/grow/{hostname}": ("Add pool processes", _form(("n", {"type": "integer"}))),
+        "/api/worker/pool/shrink/{hostname}": ("Remove pool processes", _form(("n", {"type": "integer"}))),
+        "/api/worker/pool/autoscale/{hostname}": ("Set autoscale bounds",
+                                                  _form(("min", {"type": "integer"}), ("max", {"type": "integer"}))),
+        "/api/worker/queue/add-consumer/{hostname}": ("Consume a queue too", _form(("queue", {"type": "string"}))),
+        "/api/worker/queue/cancel-consumer/{hostname}": ("Stop consuming a queue",
+                                                         _form(("queue", {"type": "string"}))),
+    }
+    paths: dict[str, Any] = {
+        path: {"post": _op(summary, _json(_ref("Message")), parameters=[worker, *extra],
+                           errors=(400, 403, 404, 409, 503), role="admin")}
+        for path, (summary, extra) in worker_ops.items()}
+    name, task_id = _path("name"), _path("task_id")
+    paths.update({
+        "/healthcheck": {"get": {"summary": "OK when the store is writable and a collector connected",
+                                 "tags": ["flower"], "security": [], "responses": {
+                                     "200": {"description": "OK", "content": TEXT},
+                                     "503": {"description": "Unhealthy, with why", "content": TEXT}}}},
+        "/api/workers": {"get": _op(
+            "Workers' latest inspection (`status=1`: online flags)",
+            _json({"type": "object", "additionalProperties": {"oneOf": [{"type": "boolean"}, _obj(
+                {"timestamp": {"type": "number"}}, ["timestamp"])]}}),
+            parameters=_form(("refresh", BOOL), ("status", BOOL), ("workername", {"type": "string"})),
+            errors=(400, 404))},
+        "/api/tasks": {"get": _op(
+            "Tasks as an ordered object {uuid: task}",
+            _json({"type": "object", "additionalProperties": _ref("FlowerTask")}),
+            parameters=_form(("limit", {"type": "integer", "minimum": 1, "maximum": 10000}),
+                             ("offset", {"type": "integer", "minimum": 0, "maximum": 9999}),
+                             ("sort_by", {"type": "string", "enum": ["name", "state", "received", "started",
+                                                                     "-name", "-state", "-received", "-started"]}),
+                             ("workername", {"type": "string"}), ("taskname", {"type": "string"}),
+                             ("state", {"type": "string"}), ("received_start", {"type": "string"}),
+                             ("received_end", {"type": "string"}), ("search", {"type": "string"})),
+            errors=(400,))},
+        "/api/task/types": {"get": _op("Task names seen or registered", _json(_obj(
+            {"task-types": {"type": "array", "items": {"type": "string"}}})))},
+        "/api/task/info/{task_id}": {"get": _op("One task", _json(_ref("FlowerTask")), parameters=[task_id],
+                                                errors=(404,))},
+        "/api/task/result/{task_id}": {"get": _op(
+            "The task's state and result from the result backend", _json(_ref("Result")),
+            parameters=[task_id, _param("timeout", {"type": "number", "minimum": 0, "maximum": 60})],
+            errors=(400, 503))},
+        "/api/queues/length": {"get": _op("Messages waiting per queue", _json(_obj({"active_queues": {
+            "type": "array", "items": _obj({"name": {"type": "string"}, "messages": INT})}})))},
+        "/api/task/apply/{name}": {"post": _op(
+            "Send the task and wait for its result (at most `timeout`, default 30 s)", _json(_ref("Result")),
+            parameters=[name, _param("timeout", {"type": "number", "minimum": 0, "maximum": 60})],
+            errors=(400, 403, 404, 503), role="operator", body=TASK_BODY)},
+        "/api/task/async-apply/{name}": {"post": _op(
+            "Send a task registered in the monitored app", _json(_ref("Sent")), parameters=[name],
+            errors=(400, 403, 404, 503), role="operator", body=TASK_BODY)},
+        "/api/task/send-task/{name}": {"post": _op(
+            "Send a task by name", _json(_ref("Sent")), parameters=[name], errors=(400, 403, 503),
+            role="operator", body=TASK_BODY)},
+        "/api/task/abort/{task_id}": {"post": _op(
+            "Mark an AbortableTask aborted", _json(_ref("Message")), parameters=[task_id],
+            errors=(403, 503), role="operator")},
+        "/api/task/revoke/{task_id}": {"post": _op(
+            "Revoke (and with terminate, kill) a task", _json(_ref("Message")),
+            parameters=[task_id, *_form(("terminate", BOOL), ("signal", {"type": "string"}))],
+            errors=(400, 403, 503), role="operator")},
+        "/api/task/timeout/{name}": {"post": _op(
+            "Set a task's soft and hard time limits", _json(_ref("Message")),
+            parameters=[name, *_form(("workername", {"type": "string"}), ("soft", {"type": "number"}),
+                                     ("hard", {"type": "number"}))],
+            errors=(400, 403, 404, 409, 503), role="operator")},
+        "/api/task/rate-limit/{name}": {"post": _op(
+            "Set a task's rate limit", _json(_ref("Message")),
+            parameters=[name, *_form(("workername", {"type": "string"}), ("ratelimit", {"type": "string"}))],
+            errors=(400, 403, 404, 409, 503), role="operator")},
+    })
+    paths.update(_v1_paths())
+    return paths
+
+
+def _v1_paths() -> dict[str, Any]:
+    def v1(summary: str, schema: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return {"get": _op(summary, _json(schema), tag="v1", **kwargs)}
+
+    def array(item: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "array", "items": item}
+
+    return {
+        "/api/v1/openapi.json": v1("This document", {"type": "object"}),
+        "/api/v1/tasks": v1("Tasks with the page's filters, keyset-paged", _obj(
+            {"tasks": array(_ref("FlowerTask")), "next_cursor": STR, "partial": {"type": "boolean"}}),
+            parameters=FILTERS, errors=(400,)),
+        "/api/v1/tasks/{task_id}": v1("One task", _ref("FlowerTask"), parameters=[_path("task_id")],
+                                      errors=(404,)),
+        "/api/v1/tasks/{task_id}/events": v1("A task's events and the gaps during its life", _obj(
+            {"uuid": {"type": "string"}, "events": array(_obj({
+                "seq": {"type": "integer"}, "type": {"type": "string"}, "timestamp": NUM,
+                "received": {"type": "number"}, "hostname": STR, "pid": INT, "source": STR,
+                "data": {"type": "object"}})), "gaps": array(_ref("Gap"))}),
+            parameters=[_path("task_id")], errors=(404,)),
+        "/api/v1/workers": v1("Workers, online first", _obj({"workers": array(_ref("Worker"))})),
+        "/api/v1/workers/{hostname}": v1("A worker, its inspection and its online/offline history", {
+            "allOf": [_ref("Worker"), _obj({"inspection": {"type": "object"}, "inspection_error": STR,
+                                            "transitions": array(_obj({"online": {"type": "boolean"},
+                                                                        "at": {"type": "number"},
+                                                                        "reason": {"type": "string"}}))})]},
+            parameters=[_path("hostname")], errors=(404,)),
+        "/api/v1/queues": v1("Queues sampled in the last hour", _obj({"queues": array(_ref("Queue"))})),
+        "/api/v1/queues/{name}": v1("A queue and its depth history", {
+            "allOf": [_ref("Queue"), _obj({"window": {"type": "number"}, "history": array(
+                _obj({"at": {"type": "number"}, "depth": INT}))})]},
+            parameters=[_path("name"), _param("window", {"type": "number", "minimum": 60, "maximum": 604800})],
+            errors=(400, 404)),
+        "/api/v1/broker": v1("What the broker says about itself", _obj({
+            "url": {"type": "string"}, "transport": {"type": "string"}, "reachable": {"type": "boolean"},
+            "facts": array(_obj({"label": {"type": "string"}, "value": {"type": "string"}})),
+            "databases": array(_obj({"db": {"type": "string"}, "keys": {"type": "integer"},
+                                     "expires": {"type": "integer"}})),
+            "notes": array({"type": "string"}), "fetched_at": {"type": "number"}})),
+        "/api/v1/audit": v1("The audit log, newest first (admins)", _obj({
+            "entries": array(_obj({"id": {"type": "integer"}, "at": {"type": "number"},
+                                   "actor": {"type": "string"}, "provider": {"type": "string"}, "role": STR,
+                                   "action": {"type": "string"}, "target": STR, "address": STR,
+                                   "result": {"type": "string"}, "detail": STR})),
+            "next_before": INT}),
+            parameters=[_param("before", {"type": "integer", "minimum": 1})], errors=(400, 403), role="admin"),
+        "/api/v1/gaps": v1("When the collector could not see events", _obj({"gaps": array(_ref("Gap"))}),
+                           parameters=[_param("limit", {"type": "integer", "minimum": 1, "maximum": 500})],
+                           errors=(400,)),
+    }
+
+
+def document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Celery WebUI API", "version": "1",
+                 "description": "Flower's API (same paths, parameters and shapes) and ours under /api/v1. "
+                                "`x-role` is the least role a route needs. See docs/api.md."},
+        "components": {"schemas": SCHEMAS, "securitySchemes": {
+            "token": {"type": "http", "scheme": "bearer", "description": "an API token, cwu_…"},
+            "basic": {"type": "http", "scheme": "basic"}}},
+        "security": [{"token": []}, {"basic": []}],
+        "paths": _paths(),
+    }
+
+
+@bp.get("/api/v1/openapi.json")
+def openapi_json() -> Response:
+    return jsonify(document())

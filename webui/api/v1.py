@@ -1,0 +1,152 @@
+"""Our own API, `/api/v1/…`, for what Flower's lacks: the tasks list with the page's filters and keyset
+cursors, a task's event timeline, workers with their online/offline history, queues with depth history, the
+broker, the audit log (admins) and the collector's gaps. Every answer is a JSON object."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from webui import audit
+from webui.api import params
+from webui.api.errors import ApiError
+from webui.api.task_dicts import task_dict, task_info
+from webui.auth.access import requires
+from webui.broker_info import describe_broker
+from webui.store import queue_queries, task_list, task_queries, worker_queries
+from webui.store.models import AuditLog, CollectorGap, QueueSample
+from webui.task_filters import FilterError, parse
+
+bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
+
+MAX_WINDOW = 7 * 86400.0  # queue samples are kept 7 days
+
+
+@bp.get("/tasks")
+def tasks() -> Response:
+    """One page of tasks (the tasks page's filters, `limit` ≤ 500); `next_cursor` continues, `partial` says
+    the page was cut short by its time budget (follow `next_cursor` all the same)."""
+    try:
+        flt = parse(request.args, time.time())
+    except FilterError as exc:
+        raise ApiError(400, str(exc)) from None
+    page = task_list.fetch_page(current_app.config["WEBUI_DATABASE"], flt)
+    return jsonify({"tasks": [{**task_dict(t), "queue": t.queue} for t in page.tasks],
+                    "next_cursor": page.next_cursor.encode() if page.next_cursor else None,
+                    "partial": page.partial})
+
+
+@bp.get("/tasks/<task_id>")
+def task(task_id: str) -> Response:
+    found = _task(task_id)
+    return jsonify({**task_info(found), "queue": found.queue, "executions": found.executions})
+
+
+@bp.get("/tasks/<task_id>/events")
+def task_events(task_id: str) -> Response:
+    """Every stored event of the task in arrival order, and the collector's gaps during its life."""
+    found = _task(task_id)
+    events = task_queries.task_timeline(found)
+    start, end = task_queries.task_lifetime(found, events)
+    return jsonify({"uuid": found.uuid, "events": [_event(e) for e in events],
+                    "gaps": [_gap(g) for g in task_queries.gaps_during(start, end)]})
+
+
+@bp.get("/workers")
+def workers() -> Response:
+    online, offline = worker_queries.list_workers()
+    return jsonify({"workers": [_worker(v) for v in online + offline]})
+
+
+@bp.get("/workers/<hostname>")
+def worker(hostname: str) -> Response:
+    """The worker, its latest inspection, and its latest online/offline transitions (newest first)."""
+    view = worker_queries.worker_detail(hostname[:255])
+    if view is None or worker_queries.is_forgotten(view.worker):
+        raise ApiError(404, f"Unknown worker '{hostname[:255]}'")
+    return jsonify({**_worker(view), "inspection": view.data, "inspection_error": view.error,
+                    "transitions": [{"online": t.online, "at": t.at, "reason": t.reason}
+                                    for t in worker_queries.transitions(view.worker)]})
+
+
+@bp.get("/queues")
+def queues() -> Response:
+    """Each queue sampled in the last hour, with its latest sample and consuming workers."""
+    return jsonify({"queues": [_queue(v) for v in queue_queries.queue_overview()]})
+
+
+@bp.get("/queues/<name>")
+def queue(name: str) -> Response:
+    """One queue's latest sample and its depths over `window` seconds (default 3600, at most 7 days)."""
+    window = params.number("window", queue_queries.HOUR, 60, MAX_WINDOW) or queue_queries.HOUR
+    view = queue_queries.queue_detail(name[:255], window)
+    if view is None:
+        raise ApiError(404, f"Unknown queue '{name[:255]}' (never sampled)")
+    return jsonify({**_queue(view), "window": window,
+                    "history": [{"at": at, "depth": depth} for at, depth in view.points]})
+
+
+@bp.get("/broker")
+def broker() -> Response:
+    """What the broker says about itself (cached 5 s); `reachable` false with `notes` when it does not answer."""
+    info = describe_broker(current_app.extensions["webui_celery_app"])
+    return jsonify({"url": info.url, "transport": info.transport, "reachable": info.reachable,
+                    "facts": [{"label": label, "value": value} for label, value in info.facts],
+                    "databases": [{"db": db, "keys": keys, "expires": expires}
+                                  for db, keys, expires in info.databases],
+                    "notes": info.notes, "fetched_at": info.fetched_at})
+
+
+@bp.get("/audit")
+@requires("admin", control=False)
+def audit_log() -> Response:
+    """Audit entries, newest first, 100 a page; `before` (an entry id) continues."""
+    before = params.integer("before", None, 1, 10**18)
+    entries: list[AuditLog] = audit.entries(before)
+    return jsonify({"entries": [{k: getattr(e, k) for k in ("id", "at", "actor", "provider", "role", "action",
+                                                             "target", "address", "result", "detail")}
+                                for e in entries],
+                    "next_before": entries[-1].id if len(entries) == audit.PAGE else None})
+
+
+@bp.get("/gaps")
+def gaps() -> Response:
+    """When the collector could not see events, newest first (`limit`, default 50, at most 500)."""
+    limit = params.integer("limit", 50, 1, 500) or 50
+    rows = CollectorGap.select().order_by(CollectorGap.started_at.desc()).limit(limit)
+    return jsonify({"gaps": [_gap(g) for g in rows]})
+
+
+def _task(task_id: str) -> Any:
+    found = task_queries.task_by_uuid(task_id[:255])
+    if found is None:
+        raise ApiError(404, f"Unknown task '{task_id[:255]}'")
+    return found
+
+
+def _event(event: task_queries.TimelineEvent) -> dict[str, Any]:
+    return {"seq": event.seq, "type": event.type, "timestamp": event.timestamp, "received": event.received,
+            "hostname": event.hostname, "pid": event.pid, "source": event.source, "data": event.data}
+
+
+def _gap(gap: CollectorGap) -> dict[str, Any]:
+    return {"started_at": gap.started_at, "ended_at": gap.ended_at, "kind": gap.kind, "reason": gap.reason,
+            "events_lost": gap.events_lost}
+
+
+def _worker(view: worker_queries.WorkerView) -> dict[str, Any]:
+    w = view.worker
+    return {"hostname": w.hostname, "online": bool(w.online), "status_changed_at": w.status_changed_at,
+            "offline_reason": w.offline_reason, "first_seen": w.first_seen, "last_seen": w.last_seen,
+            "last_heartbeat": w.last_heartbeat, "pid": w.pid, "sw_ident": w.sw_ident, "sw_ver": w.sw_ver,
+            "sw_sys": w.sw_sys, "processed": w.processed, "active": w.active, "loadavg": view.loadavg,
+            "clock_skew": view.clock_skew, "pool": view.pool_name, "concurrency": view.concurrency,
+            "queues": view.queues, "inspected_at": view.inspected_at}
+
+
+def _queue(view: queue_queries.QueueView) -> dict[str, Any]:
+    latest: QueueSample = view.latest
+    return {"name": view.name, "depth": latest.depth, "ready": latest.ready, "unacked": latest.unacked,
+            "consumers": view.consumer_count, "oldest_age": latest.oldest_age, "sampled_at": latest.at,
+            "workers": view.workers, "transport": view.transport}
