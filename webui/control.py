@@ -206,7 +206,7 @@ def retry(app: Celery, task: Any, *, producer: Any = None) -> ControlResult:
     if task.routing_key:
         options["routing_key"] = task.routing_key
     try:
-        new = app.send_task(task.name, args=args, kwargs=kwargs, root_id=task.root_id or task.uuid,
+        new = app.send_task(task.name, args=tuple(args), kwargs=kwargs, root_id=task.root_id or task.uuid,
                             parent_id=task.uuid, producer=producer, **options)
     except Exception as exc:  # noqa: BLE001 - any broker failure becomes the result's error
         return ControlResult("retry", task.uuid, error=_broker_error(exc))
