@@ -35,6 +35,9 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 TOPICS = ("tasks", "events", "workers", "overview", "queues")
+# Set when this server process is asked to stop (webui.serve hooks gunicorn's SIGTERM): every live socket then
+# closes with "going away", so a restart is not held up by open pages, and the pages reconnect to the new one.
+SHUTTING_DOWN = threading.Event()
 POLL_INTERVAL = 1.0  # seconds between looks at the store
 SEND_INTERVAL = 1.0  # seconds: at most one message per socket this often
 QUEUES_EVERY = 10.0  # seconds of collector heartbeat between `queues` notices

@@ -87,7 +87,24 @@ def gunicorn_options(settings: Settings) -> dict[str, object]:
         # webui.proxy (proxy_count) decides which forwarded headers to trust.
         "forwarded_allow_ips": "",
         "secure_scheme_headers": {},
+        "post_worker_init": _close_live_sockets_on_term,
     }
+
+
+def _close_live_sockets_on_term(worker: Any) -> None:
+    """Chain gunicorn's SIGTERM handler so open live sockets close at once instead of holding the stop."""
+    import signal
+
+    from webui.live import SHUTTING_DOWN
+
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum: int, frame: Any) -> None:
+        SHUTTING_DOWN.set()
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_term)
 
 
 def bind_address(address: str, port: int) -> str:

@@ -9,13 +9,14 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Flask, Response, current_app, request
 from flask_sock import Sock
 
-from webui.live import TOPICS, LiveHub
+from webui.live import SHUTTING_DOWN, TOPICS, LiveHub
 
 bp = Blueprint("live", __name__)
 sock = Sock()
 
 PING_INTERVAL = 25.0  # seconds: keeps proxies from closing an idle socket, and lets the page notice a dead one
 CLOSE_TRY_AGAIN_LATER = 1013
+CLOSE_GOING_AWAY = 1001
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
@@ -73,7 +74,7 @@ def socket(ws: Any) -> None:
     try:
         ws.send(json.dumps({"type": "hello", "topics": list(TOPICS)}))
         next_ping = time.monotonic() + PING_INTERVAL
-        while ws.connected:
+        while ws.connected and not SHUTTING_DOWN.is_set():
             # Short waits, so a closed socket frees its thread within a second.
             topics = subscription.wait(timeout=min(1.0, max(0.0, next_ping - time.monotonic())))
             if topics:
@@ -81,6 +82,8 @@ def socket(ws: Any) -> None:
             if time.monotonic() >= next_ping:
                 ws.send(json.dumps({"type": "ping"}))
                 next_ping += PING_INTERVAL
+        if SHUTTING_DOWN.is_set():
+            ws.close(reason=CLOSE_GOING_AWAY, message="the server is restarting")
     finally:
         hub.unsubscribe(subscription)
 
