@@ -39,8 +39,12 @@ def confirm(server, path: str, expected: str, **data: Any) -> requests.Response:
 
 
 def stored(store, task_id: str, *states: str, timeout: float = 20) -> dict[str, Any]:
-    return wait_for(lambda: (row := store.task(task_id)) and row["state"] in states and row,
-                    timeout=timeout, message=f"task {task_id} never reached {states}")
+    def reached() -> dict[str, Any] | None:
+        row = store.task(task_id)
+        return row if row is not None and row["state"] in states else None
+    row = wait_for(reached, timeout=timeout, message=f"task {task_id} never reached {states}")
+    assert row is not None
+    return row
 
 
 def replies_of(body: str) -> dict[str, str]:
@@ -130,7 +134,9 @@ def test_a_retried_failed_task_runs_again_with_the_same_arguments(server, store)
     done = confirm(server, "/controls/task/retry", "Send tests.celeryapp.fail", task_id=failed.id)
 
     assert done.status_code == 200
-    new_id = html.unescape(re.search(r'id="new-task">New task: <a href="/task/([^"]+)"', done.text).group(1))
+    link = re.search(r'id="new-task">New task: <a href="/task/([^"]+)"', done.text)
+    assert link, done.text[-1500:]
+    new_id = html.unescape(link.group(1))
     assert new_id != failed.id
     new = stored(store, new_id, "FAILURE")
     assert (new["name"], new["args"], new["kwargs"]) == (old["name"], old["args"], old["kwargs"])
@@ -247,7 +253,9 @@ def test_shutdown_stops_a_worker_of_its_own(server, worker, tmp_path):
         done = confirm(server, "/controls/worker/shutdown", f"Shut {other.hostname} down",
                        hostname=other.hostname)
         assert done.status_code == 200 and "A worker sends no reply to shutdown" in done.text
-        wait_for(lambda: other.process.poll() is not None, timeout=30, message="the worker never exited")
+        process = other.process
+        assert process is not None
+        wait_for(lambda: process.poll() is not None, timeout=30, message="the worker never exited")
         assert worker.ping(), "the session worker is untouched"
     finally:
         other.stop(grace=5)

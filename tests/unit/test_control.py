@@ -86,19 +86,19 @@ def test_signal_names_come_from_the_system() -> None:
 
 def test_inputs_are_checked_before_anything_is_sent() -> None:
     with pytest.raises(ValueError):
-        control.revoke(None, [])  # type: ignore[arg-type]
+        control.revoke(None, [])
     with pytest.raises(ValueError):
-        control.revoke(None, ["a\nb"])  # type: ignore[arg-type]
+        control.revoke(None, ["a\nb"])
     with pytest.raises(ValueError):
-        control.rate_limit(None, "proj.add", "lots")  # type: ignore[arg-type]
+        control.rate_limit(None, "proj.add", "lots")
     with pytest.raises(ValueError):
-        control.time_limit(None, "proj.add", soft=10, hard=5)  # type: ignore[arg-type]
+        control.time_limit(None, "proj.add", soft=10, hard=5)
     with pytest.raises(ValueError):
-        control.pool_grow(None, "w@h", 0)  # type: ignore[arg-type]
+        control.pool_grow(None, "w@h", 0)
     with pytest.raises(ValueError):
-        control.autoscale(None, "w@h", 2, 5)  # type: ignore[arg-type]
+        control.autoscale(None, "w@h", 2, 5)
     with pytest.raises(ValueError):
-        control.add_consumer(None, "w@h", "has space")  # type: ignore[arg-type]
+        control.add_consumer(None, "w@h", "has space")
 
 
 def test_replies_are_parsed_per_worker() -> None:

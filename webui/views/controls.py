@@ -141,7 +141,9 @@ def retry_task() -> tuple[str, int]:
         page.problem = f"This task can't be retried: {problem}"
         return _render(page, 409)
     if not _confirmed():
-        page.confirm = (f"Send {task.name}{task.args or '()'} again as a new task"
+        args = task.args or "()"
+        shown = args if len(args) <= 300 else args[:300] + "…"
+        page.confirm = (f"Send {task.name}{shown} again as a new task"
                         f"{' on queue ' + task.queue if task.queue else ''}; it will link back to this one.")
         return _render(page)
     page.result = control.retry(_celery(), task)
@@ -215,7 +217,8 @@ def revoke_matching() -> tuple[str, int]:
         page.danger = True
         return _render(page)
     page.result = control.revoke(_celery(), [t.uuid for t in tasks], timeout=TIMEOUT)
-    page.notes.append(f"Revoked {len(tasks):,} task{'s' if len(tasks) != 1 else ''}.")
+    if not page.result.error:
+        page.notes.append(f"Asked every worker to revoke {len(tasks):,} task{'s' if len(tasks) != 1 else ''}.")
     _audit(page.result, count=len(tasks), filter=dict(flt.query_args()))
     return _render(page)
 
