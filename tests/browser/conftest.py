@@ -64,22 +64,37 @@ class ConsoleProblems:
     def __init__(self) -> None:
         self._seen: list[tuple[str, str | None]] = []
         self._documents: set[str] = set()
+        self.frozen = False  # set when the test body ends: servers stopping at teardown are not the page's fault
+
+    def _add(self, problem: tuple[str, str | None]) -> None:
+        if not self.frozen:
+            self._seen.append(problem)
 
     def attach(self, page: Any) -> None:
-        page.on("console", lambda msg: self._seen.append((f"console.error: {msg.text}", msg.location.get("url")))
+        page.on("console", lambda msg: self._add((f"console.error: {msg.text}", msg.location.get("url")))
                 if msg.type == "error" else None)
-        page.on("pageerror", lambda error: self._seen.append((f"uncaught: {error}", None)))
+        page.on("pageerror", lambda error: self._add((f"uncaught: {error}", None)))
         page.on("response", self._on_response)
 
     def _on_response(self, response: Any) -> None:
         if response.request.resource_type == "document":
             self._documents.add(response.url)
         elif response.status >= 400:  # the console's message does not always say which resource
-            self._seen.append((f"HTTP {response.status}: {response.url}", None))
+            self._add((f"HTTP {response.status}: {response.url}", None))
 
     def __call__(self) -> list[str]:
         return [f"{text} ({url})" if url else text for text, url in self._seen
                 if not (text.startswith("console.error: Failed to load resource") and url in self._documents)]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: Any) -> Iterator[None]:
+    """Stop counting a page's console errors when the test body ends: at teardown the server stops before
+    the page closes, and a live page that then fails to reconnect is doing its job."""
+    yield
+    page = item.funcargs.get("page") if hasattr(item, "funcargs") else None
+    if page is not None and hasattr(page, "console_problems"):
+        page.console_problems.frozen = True
 
 
 @pytest.fixture
