@@ -300,6 +300,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("metrics_public", "bool", False,
             "Serve /metrics without a login or API token (it names tasks, workers and exception classes).",
             METRICS),
+    Setting("probes_public", "bool", False,
+            "Serve the health probes /health/workers, /health/queue/NAME and /health/beat without a login or "
+            "token, for uptime monitors that can't send one (their answers hold counts and the queue asked "
+            "for); /healthcheck is always public.", METRICS),
     Setting("metrics_worker_expiry", "float", 600.0,
             "Seconds after a worker goes offline until its series leave /metrics.", METRICS, min=0),
     Setting("metrics_runtime_buckets", "list",
@@ -384,6 +388,7 @@ class Settings:
     queue_sample_interval: float
     no_task_events_warning: float
     metrics_public: bool
+    probes_public: bool
     metrics_worker_expiry: float
     metrics_runtime_buckets: tuple[str, ...]
     metrics_wait_buckets: tuple[str, ...]

@@ -93,7 +93,9 @@ def test_schemathesis_finds_no_server_error_in_the_reads(live):
         pytest.skip("schemathesis is not installed (pip install -e '.[test]')")
     result = subprocess.run(
         [binary, "run", f"{server.url}/api/v1/openapi.json", "--auth", f"alice:{PASSWORD}",
-         "--checks", "not_a_server_error", "--max-examples", "20", "--include-method", "GET", "--workers", "4",
+         "--checks", "not_a_server_error", "--max-examples", "15", "--include-method", "GET", "--workers", "4",
+         # It waits up to its `timeout` (60 s) on the result backend by design; the contract test covers it.
+         "--exclude-path", "/api/task/result/{task_id}",
          "--request-timeout", "30", "--phases", "examples,fuzzing"],
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]

@@ -22,8 +22,9 @@ PASSWORD = "correct horse battery"
 HASH = hash_password(PASSWORD)
 USERS = f"alice:{HASH},oscar:{HASH},vic:{HASH}"
 ROLES = "admin=user:alice,operator=user:oscar"
-PUBLIC = {"/healthcheck", "/login", "/health/workers", "/health/queue/x", "/health/beat"}
-API_ONLY = {"/metrics"}  # scraped, never browsed: a browser gets the 401 too, not the login page
+PUBLIC = {"/healthcheck", "/login"}
+# Scraped or probed, never browsed: a browser gets the 401 too, not the login page.
+API_ONLY = {"/metrics", "/health/workers", "/health/queue/x", "/health/beat"}
 
 
 def serve_with_logins(run_webui, worker, database_url, *extra):

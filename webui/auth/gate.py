@@ -21,9 +21,10 @@ from flask.sessions import SecureCookieSessionInterface
 from webui.auth import csrf, passwords, roles, secret, throttle, tokens
 from webui.auth.identity import Identity
 
-# Health probes answer uptime monitors, which often can't send a token; they say only counts (webui/views/probes.py).
-PUBLIC_ENDPOINTS = {"static", "health.healthcheck", "auth.login", "auth.logout",
-                    "probes.workers", "probes.queue", "probes.beat"}
+# Only the liveness probe is anonymous by default; the other probes (webui/views/probes.py) with
+# `probes_public`, /metrics with `metrics_public`.
+PUBLIC_ENDPOINTS = {"static", "health.healthcheck", "auth.login", "auth.logout"}
+PROBE_ENDPOINTS = {"probes.workers", "probes.queue", "probes.beat"}
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
@@ -68,6 +69,8 @@ def init_app(app: Flask, settings: Any, db: Any) -> None:
         users=passwords.parse_users(settings.basic_auth), rules=roles.parse_rules(settings.roles),
         default_role=settings.default_role, max_failures=settings.login_max_failures,
         lifetime=settings.session_lifetime * 3600, read_only=settings.read_only)
+    if settings.probes_public:
+        app.extensions["webui_auth"].public.update(PROBE_ENDPOINTS)
     app.secret_key = secret.session_key(db, settings.secret_key)
     app.config.update(SESSION_COOKIE_NAME="webui_session", SESSION_COOKIE_HTTPONLY=True,
                       SESSION_COOKIE_SAMESITE="Lax",
@@ -198,7 +201,7 @@ def wants_html() -> bool:
 
 def _is_api() -> bool:
     path = request.path
-    return path.startswith("/api/") or path == "/metrics"
+    return path.startswith(("/api/", "/health/")) or path == "/metrics"
 
 
 def challenge(cfg: AuthConfig) -> Response:
