@@ -10,20 +10,9 @@ import pytest
 import simple_websocket
 
 from tests import celeryapp as tasks
+from tests.support.websocket import Client
 
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
-
-class Client(simple_websocket.Client):
-    """simple-websocket's client, sending `Host: host:port` as browsers do (it leaves the port out)."""
-
-    def handshake(self) -> None:
-        self.host = f"{self.host}:{self.port}"
-        try:
-            super().handshake()
-        except Exception:
-            self.sock.close()  # simple-websocket leaves a refused handshake's socket open
-            raise
 
 
 def connect(server, origin: str | None = None, **headers: str) -> Client:

@@ -19,6 +19,7 @@ from tests.support.events import dispatcher
 from tests.support.nginx import PREFIX, ProxiedWebui, serve_behind_nginx
 from tests.support.processes import HttpResponse
 from tests.support.waiting import wait_for
+from tests.support.websocket import Client
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -41,18 +42,6 @@ def request(proxied: ProxiedWebui, method: str, path: str, form: dict[str, str] 
         return HttpResponse(response.status, response.read().decode(errors="replace"), dict(response.getheaders()))
     finally:
         connection.close()
-
-
-class Client(simple_websocket.Client):
-    """simple-websocket's client, sending `Host: host:port` as browsers do (it leaves the port out)."""
-
-    def handshake(self) -> None:
-        self.host = f"{self.host}:{self.port}"
-        try:
-            super().handshake()
-        except Exception:
-            self.sock.close()  # simple-websocket leaves a refused handshake's socket open
-            raise
 
 
 def local_urls(html: str) -> list[str]:
