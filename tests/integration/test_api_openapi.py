@@ -14,6 +14,7 @@ import requests
 
 from tests import celeryapp as tasks
 from tests.integration.test_api_flower import PASSWORD, ROLES, USERS
+from tests.support.services import unavailable
 from tests.support.waiting import wait_for
 from webui.api.openapi import document
 from webui.app import create_app
@@ -90,7 +91,7 @@ def test_schemathesis_finds_no_server_error_in_the_reads(live):
     server, _ = live
     binary = shutil.which("schemathesis", path=str(sys.prefix) + "/bin")
     if binary is None:
-        pytest.skip("schemathesis is not installed (pip install -e '.[test]')")
+        unavailable("schemathesis is not installed (pip install -e '.[test]')")
     result = subprocess.run(
         [binary, "run", f"{server.url}/api/v1/openapi.json", "--auth", f"alice:{PASSWORD}",
          "--checks", "not_a_server_error", "--max-examples", "15", "--include-method", "GET", "--workers", "4",
