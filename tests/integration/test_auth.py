@@ -171,7 +171,8 @@ def test_an_api_token_carries_its_role_until_it_is_revoked(server):
     assert requests.get(f"{server.url}/admin", headers=bearer).status_code == 403
     listing = admin.get(f"{server.url}/admin").text
     token_id = re.search(r'id="token-(\d+)"', listing).group(1)
-    assert "never" not in listing.split(f'id="token-{token_id}"')[1].split("</tr>")[0] or True
+    row = listing.split(f'id="token-{token_id}"')[1].split("</tr>")[0]
+    assert row.count('<time class="ts"') == 2, "created and last used both show a time once the token is used"
 
     revoked = admin.post(f"{server.url}/admin/tokens/{token_id}/revoke", data={"csrf_token": token})
     assert revoked.status_code == 200
