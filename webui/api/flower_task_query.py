@@ -21,6 +21,7 @@ from typing import Any
 from peewee import Database
 from werkzeug.datastructures import MultiDict
 
+from webui.api import params
 from webui.api.errors import ApiError
 from webui.store import task_list
 from webui.store.models import Task
@@ -163,14 +164,8 @@ def _full_rows(tasks: list[Task]) -> list[Task]:
 
 
 def _int(value: str | None, name: str, default: int) -> int:
-    if value in (None, ""):
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise ApiError(400, f"'{name}' must be a whole number; got {value!r}.") from None
-    if not 0 <= number <= WINDOW:
-        raise ApiError(400, f"'{name}' must be between 0 and {WINDOW}; got {number}.")
+    number = params.parse_integer(value, name, default, 0, WINDOW)
+    assert number is not None  # the default is a number
     return number
 
 

@@ -35,7 +35,11 @@ def flag(name: str) -> bool:
 
 
 def integer(name: str, default: int | None, low: int, high: int) -> int | None:
-    value = text(name)
+    return parse_integer(text(name), name, default, low, high)
+
+
+def parse_integer(value: str | None, name: str, default: int | None, low: int, high: int) -> int | None:
+    """`value` as a whole number from `low` to `high` (`default` when empty), else a 400 naming `name`."""
     if value in (None, ""):
         return default
     try:
