@@ -110,7 +110,8 @@ def _valid_regexes(patterns: tuple[str, ...]) -> str | None:
 CONNECTION, SERVER, COLLECTOR, SENSITIVE = "connection", "server", "collector", "sensitive data"
 AUTH = "authentication"
 METRICS = "metrics"
-GROUPS = (CONNECTION, SERVER, AUTH, COLLECTOR, METRICS, SENSITIVE)
+BEAT = "beat"
+GROUPS = (CONNECTION, SERVER, AUTH, COLLECTOR, BEAT, METRICS, SENSITIVE)
 ROLE_NAMES = ("viewer", "operator", "admin")
 
 
@@ -152,6 +153,18 @@ def _valid_runtime_buckets(bounds: tuple[str, ...]) -> str | None:
         return (f"{','.join(outside)} not among the rollups' runtime bounds "
                 f"({','.join(str(b) for b in RUNTIME_BOUNDS)})")
     return problem
+
+
+def _valid_grace_list(items: tuple[str, ...]) -> str | None:
+    for item in items:
+        pattern, _, seconds = item.rpartition("=")
+        try:
+            value = float(seconds)
+        except ValueError:
+            value = -1.0
+        if not pattern or not 0 <= value < math.inf:
+            return f"{item!r} is not PATTERN=SECONDS (for example nightly-*=900)"
+    return None
 
 
 OAUTH_PROVIDERS = ("none", "google", "github", "gitlab", "okta", "oidc")
@@ -296,6 +309,27 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("no_task_events_warning", "float", 60.0,
             "Seconds workers may be online without sending task events before the UI warns.",
             COLLECTOR, min=1),
+    # beat monitoring (webui/beat/)
+    Setting("beat_interval", "float", 10.0,
+            "Seconds between the beat watcher's reads of the schedules and its matching of new fires.", BEAT,
+            min=1),
+    Setting("beat_schedule_file", "str", None,
+            "Path of the default scheduler's celerybeat-schedule file, read without taking beat's lock.",
+            BEAT, optional=True, default_doc="the app's beat_schedule_filename, when that file exists"),
+    Setting("beat_redbeat_url", "str", None,
+            "Redis URL holding celery-redbeat's keys.", BEAT, secret=True, optional=True,
+            default_doc="the app's redbeat_redis_url, else its broker URL when that is Redis"),
+    Setting("beat_redbeat_prefix", "str", None, "Key prefix of celery-redbeat's keys.", BEAT, optional=True,
+            default_doc="the app's redbeat_key_prefix, else redbeat:"),
+    Setting("beat_django_database", "str", None,
+            "Database URL of django-celery-beat's tables: sqlite:///PATH or postgresql://user:pass@host/db.",
+            BEAT, secret=True, optional=True, check=_valid_database_url),
+    Setting("beat_grace", "list", (),
+            "Grace per entry, as PATTERN=SECONDS (shell-style pattern on the entry name, first match wins); "
+            "entries without one get a grace derived from their period.", BEAT, check=_valid_grace_list),
+    Setting("beat_ping", "bool", True,
+            "Ping beat over remote control (Celery 5.7+, beat_enable_remote_control) as evidence it is alive.",
+            BEAT),
     # metrics (webui/views/metrics.py)
     Setting("metrics_public", "bool", False,
             "Serve /metrics without a login or API token (it names tasks, workers and exception classes).",
@@ -387,6 +421,13 @@ class Settings:
     inspect_interval: float
     queue_sample_interval: float
     no_task_events_warning: float
+    beat_interval: float
+    beat_schedule_file: str | None
+    beat_redbeat_url: str | None
+    beat_redbeat_prefix: str | None
+    beat_django_database: str | None
+    beat_grace: tuple[str, ...]
+    beat_ping: bool
     metrics_public: bool
     probes_public: bool
     metrics_worker_expiry: float

@@ -253,3 +253,54 @@ class AppSecret(BaseModel):
 
     name = CharField(max_length=64, primary_key=True)
     value = TextField()
+
+
+class BeatEntry(BaseModel):
+    """A beat schedule entry as its source last showed it (webui.beat.watcher); kept after it is removed."""
+
+    id = AutoField()
+    source = CharField(max_length=16)
+    name = CharField(max_length=255)
+    task = CharField(max_length=255)
+    schedule = TextField()  # JSON spec (webui.beat.schedule_spec)
+    args = TextField(null=True)  # JSON
+    kwargs = TextField(null=True)  # JSON
+    queue = CharField(max_length=255, null=True)
+    options = TextField(null=True)  # JSON
+    enabled = BooleanField(default=True)
+    description = TextField(null=True)
+    last_run_at = DoubleField(null=True)  # the scheduler's own record
+    total_run_count = IntegerField(null=True)
+    next_due_at = DoubleField(null=True)  # the scheduler's own plan (RedBeat)
+    first_seen = DoubleField()
+    seen_at = DoubleField()
+    changed_at = DoubleField()
+    removed_at = DoubleField(null=True)
+
+    class Meta:
+        indexes = ((("source", "name"), True),)
+
+
+class BeatFire(BaseModel):
+    """A task the watcher matched to a beat entry: one fire of that entry (its outcome is the task's state)."""
+
+    id = AutoField()
+    entry_id = IntegerField()
+    task_uuid = CharField(max_length=255)
+    at = DoubleField()
+    sender = CharField(max_length=255, null=True)
+
+    class Meta:
+        indexes = ((("entry_id", "at"), False), (("task_uuid", "entry_id"), True))
+
+
+class BeatWatch(BaseModel):
+    """The beat watcher's progress and evidence, one row (id 1): what it read, up to where, who answered pings."""
+
+    id = IntegerField(primary_key=True)
+    task_cursor = IntegerField(default=0)
+    checked_at = DoubleField(null=True)
+    sources = TextField(null=True)
+    ping_at = DoubleField(null=True)
+    pong_at = DoubleField(null=True)
+    pong_nodes = TextField(null=True)
