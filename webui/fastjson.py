@@ -25,6 +25,15 @@ def loads(data: bytes | str) -> Any:
         return json.loads(data)  # e.g. a str with lone surrogates, which orjson refuses and json accepts
 
 
+def loads_as(text: str | None, kind: type) -> Any:
+    """Stored JSON that should be a `kind` (list, dict): that value, or an empty one when absent or corrupt."""
+    try:
+        value = loads(text) if text else kind()
+    except ValueError:
+        return kind()
+    return value if isinstance(value, kind) else kind()
+
+
 def dumps(value: Any) -> str:
     """Compact JSON text; values JSON cannot hold are written as their repr()."""
     try:

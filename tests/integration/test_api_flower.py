@@ -28,7 +28,7 @@ ROLES = "admin=user:alice,operator=user:oscar"
 FLOWER_TASK_FIELDS = {"uuid", "name", "state", "received", "sent", "started", "rejected", "succeeded", "failed",
                       "retried", "revoked", "args", "kwargs", "eta", "expires", "retries", "worker", "result",
                       "exception", "timestamp", "runtime", "traceback", "exchange", "routing_key", "clock",
-                      "client", "root_id", "parent_id", "children"}
+                      "client", "root", "root_id", "parent", "parent_id", "children"}
 INSPECTED = {"stats", "active_queues", "registered", "scheduled", "active", "reserved", "revoked", "conf",
              "timestamp"}
 

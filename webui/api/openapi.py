@@ -42,11 +42,24 @@ WORKER = _obj({"hostname": {"type": "string"}, "online": {"type": "boolean"}, "s
 QUEUE = _obj({"name": {"type": "string"}, "depth": INT, "ready": INT, "unacked": INT, "consumers": INT,
               "oldest_age": NUM, "sampled_at": {"type": "number"},
               "workers": {"type": "array", "items": {"type": "string"}}, "transport": {"type": "string"}})
+BEAT_FIRE = _obj({"at": {"type": "number"}, "task_uuid": STR, "sender": STR, "state": STR})
+BEAT_ENTRY = _obj({
+    "id": {"type": "integer"}, "source": {"type": "string"}, "name": {"type": "string"}, "task": {"type": "string"},
+    "schedule": {"type": "object"}, "schedule_text": {"type": "string"}, "timezone": STR,
+    "args": {"type": "array"}, "kwargs": {"type": "object"}, "queue": STR, "options": {"type": "object"},
+    "enabled": {"type": "boolean"}, "description": STR, "first_seen": {"type": "number"},
+    "changed_at": {"type": "number"}, "removed_at": NUM,
+    "scheduler": _obj({"last_run_at": NUM, "total_run_count": INT, "next_due_at": NUM}),
+    "state": {"type": "string", "enum": ["on_time", "late", "missed", "waiting", "disabled", "removed", "unknown",
+                                         "done"]},
+    "grace": {"type": "number"}, "period": NUM, "last_fired_at": NUM, "last_fired_from": STR, "next_due_at": NUM,
+    "overdue_by": NUM, "missed_count": {"type": "integer"}, "drift": NUM, "too_often": STR, "last_outcome": STR,
+    "fires": {"type": "array", "items": BEAT_FIRE}})
 SCHEMAS: dict[str, Any] = {
     "Error": _obj({"error": {"type": "string"}}),
     "Message": _obj({"message": {"type": "string"}}),
     "FlowerTask": TASK,
-    "Gap": GAP, "Worker": WORKER, "Queue": QUEUE,
+    "Gap": GAP, "Worker": WORKER, "Queue": QUEUE, "BeatEntry": BEAT_ENTRY,
     "Sent": _obj({"task-id": {"type": "string"}, "state": {"type": "string"}}, ["task-id"]),
     "Result": _obj({"task-id": {"type": "string"}, "state": {"type": "string"}, "result": {},
                     "traceback": STR}, ["task-id", "state"]),
@@ -227,6 +240,18 @@ def _v1_paths() -> dict[str, Any]:
             "databases": array(_obj({"db": {"type": "string"}, "keys": {"type": "integer"},
                                      "expires": {"type": "integer"}})),
             "notes": array({"type": "string"}), "fetched_at": {"type": "number"}})),
+        "/api/v1/beat": v1("Beat entries judged on time / late / missed, beat's liveness, the sources read", _obj({
+            "as_of": NUM, "stale": {"type": "boolean"},
+            "liveness": _obj({"state": {"type": "string", "enum": ["up", "down", "unknown"]},
+                              "reason": {"type": "string"}, "last_fire_at": NUM}),
+            "pong_nodes": array({"type": "string"}), "sources": {"type": "object"},
+            "entries": array(_ref("BeatEntry"))}),
+            parameters=[_param("removed", {"type": "string", "enum": ["0", "1", "true", "false"]},
+                               "also list entries their source no longer has")]),
+        "/api/v1/beat/{entry_id}": v1("A beat entry and its fires, newest first", {
+            "allOf": [_ref("BeatEntry"), _obj({"as_of": NUM, "stale": {"type": "boolean"}})]},
+            parameters=[_path("entry_id"), _param("limit", {"type": "integer", "minimum": 1, "maximum": 1000})],
+            errors=(400, 404)),
         "/api/v1/audit": v1("The audit log, newest first (admins)", _obj({
             "entries": array(_obj({"id": {"type": "integer"}, "at": {"type": "number"},
                                    "actor": {"type": "string"}, "provider": {"type": "string"}, "role": STR,

@@ -1,4 +1,6 @@
 """A stored task as Flower's `Task.as_dict()`: the same fields, in the same order, from our `task` row.
+Celery's `as_dict()` has `root` and `parent` (the ids again, from its object links) beside `root_id` and
+`parent_id`, so we have both too.
 
 Flower keeps the last event's Lamport `clock`, the sender's hostname (`client`) and the children's ids in
 memory; we have them in the event log and the parent links, which cost a query each: the task's own route
@@ -14,8 +16,8 @@ from webui.store.task_queries import MAX_CHILDREN
 
 FIELDS = ("uuid", "name", "state", "received", "sent", "started", "rejected", "succeeded", "failed", "retried",
           "revoked", "args", "kwargs", "eta", "expires", "retries", "worker", "result", "exception",
-          "timestamp", "runtime", "traceback", "exchange", "routing_key", "clock", "client", "root_id",
-          "parent_id", "children")
+          "timestamp", "runtime", "traceback", "exchange", "routing_key", "clock", "client", "root", "root_id",
+          "parent", "parent_id", "children")
 _TIMES = {"received": "received_at", "sent": "sent_at", "started": "started_at", "rejected": "rejected_at",
           "succeeded": "succeeded_at", "failed": "failed_at", "retried": "retried_at", "revoked": "revoked_at"}
 
@@ -25,6 +27,7 @@ def task_dict(task: Task) -> dict[str, Any]:
     row = task.__data__
     times = {key: row.get(column) for key, column in _TIMES.items()}
     known = [t for t in (*times.values(), row.get("cancelled_at")) if t is not None]
+    root_id = row.get("root_id") or row.get("uuid")  # NULL root_id: its own root (webui.store.models.Task)
     return {
         "uuid": row.get("uuid"), "name": row.get("name"), "state": row.get("state"), **times,
         "args": row.get("args"), "kwargs": row.get("kwargs"), "eta": row.get("eta"),
@@ -34,8 +37,8 @@ def task_dict(task: Task) -> dict[str, Any]:
         "timestamp": max(known) if known else row.get("updated_at"),
         "runtime": row.get("runtime"), "traceback": row.get("traceback"), "exchange": row.get("exchange"),
         "routing_key": row.get("routing_key"), "clock": None, "client": None,
-        # NULL root_id means the task is its own root (see webui.store.models.Task).
-        "root_id": row.get("root_id") or row.get("uuid"), "parent_id": row.get("parent_id"), "children": [],
+        "root": root_id, "root_id": root_id, "parent": row.get("parent_id"), "parent_id": row.get("parent_id"),
+        "children": [],
     }
 
 

@@ -1,6 +1,7 @@
 """Our own API, `/api/v1/…`, for what Flower's lacks: the tasks list with the page's filters and keyset
 cursors, a task's event timeline, workers with their online/offline history, queues with depth history, the
-broker, the audit log (admins) and the collector's gaps. Every answer is a JSON object."""
+broker, beat schedules judged on time / late / missed, the audit log (admins) and the collector's gaps. Every
+answer is a JSON object."""
 from __future__ import annotations
 
 import time
@@ -13,6 +14,7 @@ from webui.api import params
 from webui.api.errors import ApiError
 from webui.api.task_dicts import task_dict, task_info
 from webui.auth.access import requires
+from webui.beat import board as beat_board
 from webui.broker_info import describe_broker
 from webui.store import queue_queries, task_list, task_queries, worker_queries
 from webui.store.models import AuditLog, CollectorGap, QueueSample
@@ -98,6 +100,26 @@ def broker() -> Response:
                     "notes": info.notes, "fetched_at": info.fetched_at})
 
 
+@bp.get("/beat")
+def beat() -> Response:
+    """Every beat entry judged as of the watcher's last pass, beat's liveness, and the sources read."""
+    board = beat_board.load_board(_settings(), _app_timezone(), include_removed=params.flag("removed"))
+    return jsonify({"as_of": board.as_of, "stale": board.stale, "liveness": _liveness(board.liveness),
+                    "pong_nodes": board.pong_nodes, "sources": board.sources,
+                    "entries": [_beat_entry(e) for e in board.entries]})
+
+
+@bp.get("/beat/<int:entry_id>")
+def beat_entry(entry_id: int) -> Response:
+    """One beat entry with its fire history, newest first (`limit`, default 200)."""
+    limit = params.integer("limit", 200, 1, 1000) or 200
+    found = beat_board.load_entry(entry_id, _settings(), _app_timezone(), fires=limit)
+    if found is None:
+        raise ApiError(404, f"Unknown beat entry {entry_id}")
+    entry, board = found
+    return jsonify({**_beat_entry(entry, fires=limit), "as_of": board.as_of, "stale": board.stale})
+
+
 @bp.get("/audit")
 @requires("admin", control=False)
 def audit_log() -> Response:
@@ -143,6 +165,37 @@ def _worker(view: worker_queries.WorkerView) -> dict[str, Any]:
             "sw_sys": w.sw_sys, "processed": w.processed, "active": w.active, "loadavg": view.loadavg,
             "clock_skew": view.clock_skew, "pool": view.pool_name, "concurrency": view.concurrency,
             "queues": view.queues, "inspected_at": view.inspected_at}
+
+
+def _settings() -> Any:
+    return current_app.config["WEBUI_SETTINGS"]
+
+
+def _app_timezone() -> str:
+    return str(current_app.extensions["webui_celery_app"].conf.timezone or "UTC")
+
+
+def _liveness(liveness: Any) -> dict[str, Any]:
+    return {"state": liveness.state, "reason": liveness.reason, "last_fire_at": liveness.last_fire_at}
+
+
+def _beat_entry(entry: beat_board.BoardEntry, fires: int = beat_board.RECENT_FIRES) -> dict[str, Any]:
+    row, status = entry.row, entry.status
+    return {
+        "id": row.id, "source": row.source, "name": row.name, "task": row.task, "schedule": entry.schedule,
+        "schedule_text": entry.schedule_text, "timezone": entry.timezone, "args": entry.args,
+        "kwargs": entry.kwargs, "queue": row.queue, "options": entry.options, "enabled": bool(row.enabled),
+        "description": row.description, "first_seen": row.first_seen, "changed_at": row.changed_at,
+        "removed_at": row.removed_at,
+        "scheduler": {"last_run_at": row.last_run_at, "total_run_count": row.total_run_count,
+                      "next_due_at": row.next_due_at},
+        "state": status.state, "grace": status.grace, "period": status.period,
+        "last_fired_at": status.last_fired_at, "last_fired_from": status.last_fired_from,
+        "next_due_at": status.next_due_at, "overdue_by": status.overdue_by, "missed_count": status.missed_count,
+        "drift": status.drift, "too_often": status.too_often, "last_outcome": status.last_outcome,
+        "fires": [{"at": f.at, "task_uuid": f.task_uuid, "sender": f.sender, "state": f.state}
+                  for f in status.fires[:fires]],
+    }
 
 
 def _queue(view: queue_queries.QueueView) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from peewee import Database
 from redis.exceptions import RedisError
 
 from webui import broadcasts
+from webui.beat import watcher as beat_watcher
 from webui.celery_app import safe_broker_url
 from webui.collector import inspector, queue_sampler, reconcile
 from webui.collector.leader import leader_lock
@@ -186,6 +187,8 @@ class Collector:
                                         daemon=True))
         helpers.append(threading.Thread(target=self._queue_sample_loop, args=(writer,),
                                         name="webui-queue-sampler", daemon=True))
+        helpers.append(threading.Thread(target=self._beat_watch_loop, args=(writer,), name="webui-beat-watcher",
+                                        daemon=True))
         for helper in helpers:
             helper.start()
         return helpers
@@ -202,6 +205,11 @@ class Collector:
         """Store each queue's depth every `queue_sample_interval` (webui.collector.queue_sampler)."""
         queue_sampler.sample_loop(self.app, self.db, writer, interval=self.settings.queue_sample_interval,
                                   stop=self._stop, connected=lambda: self.stats.connected)
+
+    def _beat_watch_loop(self, writer: Writer) -> None:
+        """Read beat schedules and match their fires every `beat_interval` (webui.beat.watcher)."""
+        beat_watcher.watch_loop(self.app, self.db, writer, self.redactor, self.settings, stop=self._stop,
+                                connected=lambda: self.stats.connected)
 
     def _enable_events_loop(self, writer: Writer) -> None:
         """Broadcast `enable_events` so workers started without -E send task events (as Flower does)."""

@@ -23,6 +23,7 @@ from typing import Any
 
 from peewee import Database
 
+from webui.beat import beat_rows
 from webui.collector import merge, rollups, workers
 from webui.collector.decode import MalformedEvent, normalise
 from webui.collector.leader import STANDBY_POLL, LeaderLock, NoLock
@@ -150,6 +151,11 @@ class Writer(threading.Thread):
     def put_queue_samples(self, samples: list[dict[str, Any]], at: float, keep_after: float) -> None:
         """One depth sample per queue (webui.collector.queue_sampler); older than `keep_after` is deleted."""
         self._inbox.append(("queue-samples", (samples, keep_after), at))
+        self._wake.set()
+
+    def put_beat_pass(self, found: Any) -> None:
+        """One beat watcher pass: schedule entries, new fires, ping answers (webui.beat.watcher)."""
+        self._inbox.append(("beat", found, found.at))
         self._wake.set()
 
     def open_gap(self, kind: str, reason: str, started_at: float | None = None) -> None:
@@ -296,6 +302,8 @@ class Writer(threading.Thread):
                     self.rows.write_inspection(results, at)
                 elif kind == "queue-samples":
                     self.rows.write_queue_samples(results[0], at, keep_after=results[1])
+                elif kind == "beat":
+                    beat_rows.write_pass(self.db, results)
             self._count(batch, task_events, malformed)
             if tick or batch.items:
                 self.rows.write_status(self._status_values())

@@ -1,15 +1,17 @@
 """Health probes for uptime monitors: 200 when the thing is verified fine, 503 when not, JSON saying why.
 
 Public like `/healthcheck` (webui.auth.gate.PUBLIC_ENDPOINTS): uptime monitors often can't send a token, and
-the bodies hold only counts and the queue name asked about, never hostnames or task data.
+the bodies hold only counts, the queue asked about and beat entry names, never hostnames or task data.
 """
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
+from webui.beat import board as beat_board
+from webui.beat import status as beat_status
 from webui.store import queries, queue_queries
 
 bp = Blueprint("probes", __name__)
@@ -74,6 +76,22 @@ def queue(name: str) -> Response:
 
 @bp.get("/health/beat")
 def beat() -> Response:
-    """Not monitored yet: 503 "unknown", so a monitor pointed here alarms instead of vouching for beat."""
-    return _answer(False, status="unknown",
-                   reason="beat monitoring is not configured: no schedules are watched yet")
+    """200 while no enabled beat entry is missed; 503 with the missed entries (or why nothing is known)."""
+    settings = current_app.config["WEBUI_SETTINGS"]
+    timezone = str(current_app.extensions["webui_celery_app"].conf.timezone or "UTC")
+    board = beat_board.load_board(settings, timezone)
+    judged = [e for e in board.entries if e.status.state not in beat_status.UNJUDGED]
+    if not judged:
+        return _answer(False, status="unknown", entries=0,
+                       reason="no beat schedule is watched: give the app (-A) with its beat_schedule, or a "
+                              "schedule file, RedBeat or django-celery-beat (see docs/beat.md)")
+    body: dict[str, Any] = {"entries": len(judged), "beat": board.liveness.state, "as_of": board.as_of}
+    if board.stale:
+        return _answer(False, **body, reason="the beat watcher has not looked recently: is the collector running?")
+    missed = board.missed
+    if missed:
+        names = ", ".join(e.row.name for e in missed[:10])
+        return _answer(False, **body, missed=[e.row.name for e in missed],
+                       reason=f"{len(missed)} entr{'ies' if len(missed) != 1 else 'y'} missed: {names}")
+    late = [e.row.name for e in board.entries if e.status.state == beat_status.LATE]
+    return _answer(True, **body, late=late)

@@ -1,0 +1,104 @@
+"""Write one beat watcher pass (webui.beat.watcher.BeatPass), inside the writer's transaction.
+
+Entries are upserted by (source, name) and marked removed when a source that read fine no longer lists them
+(kept, with their fires: "this entry was deleted on Tuesday" is history too). Fires are inserted once per
+(task, entry). Fires older than `FIRE_RETENTION` are deleted a batch at a time, like queue samples.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+from peewee import Database
+
+from webui.beat.entries import ScheduleEntry
+
+FIRE_RETENTION = 30 * 86400.0
+DELETE_BATCH = 1000
+ENTRY_COLUMNS = ("task", "schedule", "args", "kwargs", "queue", "options", "enabled", "description",
+                 "last_run_at", "total_run_count", "next_due_at")
+# A change to these is a change of the entry itself (its history before it is about another schedule).
+DEFINITION_COLUMNS = ("task", "schedule", "args", "kwargs")
+
+
+def write_pass(db: Database, found: Any) -> None:
+    ids = _write_entries(db, found.entries, found.read_ok, found.at)
+    _write_fires(db, found.fires, ids)
+    _delete_old_fires(db, found.at - FIRE_RETENTION)
+    _write_watch(db, found)
+
+
+def entry_values(entry: ScheduleEntry) -> dict[str, Any]:
+    return {
+        "task": entry.task, "schedule": json.dumps(entry.schedule, sort_keys=True),
+        "args": json.dumps(entry.args, default=repr), "kwargs": json.dumps(entry.kwargs, default=repr, sort_keys=True),
+        "queue": entry.queue, "options": json.dumps(entry.options, default=repr, sort_keys=True),
+        "enabled": bool(entry.enabled), "description": entry.description, "last_run_at": entry.last_run_at,
+        "total_run_count": entry.total_run_count, "next_due_at": entry.next_due_at,
+    }
+
+
+def _write_entries(db: Database, entries: list[ScheduleEntry], read_ok: set[str],
+                   at: float) -> dict[tuple[str, str], int]:
+    p = db.param
+    stored = {(row[1], row[2]): row for row in db.execute_sql(
+        f"SELECT id, source, name, removed_at, {', '.join(DEFINITION_COLUMNS)} FROM beat_entry").fetchall()}
+    ids = {key: row[0] for key, row in stored.items()}
+    seen = set()
+    for entry in entries:
+        key = (entry.source, entry.name)
+        if key in seen:
+            continue
+        seen.add(key)
+        values = entry_values(entry)
+        row = stored.get(key)
+        if row is None:
+            columns = ("source", "name", *ENTRY_COLUMNS, "first_seen", "seen_at", "changed_at")
+            params = (entry.source, entry.name, *(values[c] for c in ENTRY_COLUMNS), at, at, at)
+            cursor = db.execute_sql(
+                f"INSERT INTO beat_entry ({', '.join(columns)}) VALUES ({', '.join([p] * len(columns))}) "
+                f"RETURNING id", params)
+            ids[key] = int(cursor.fetchone()[0])
+            continue
+        changed = any(values[c] != row[4 + i] for i, c in enumerate(DEFINITION_COLUMNS))
+        sets = ", ".join(f"{c} = {p}" for c in ENTRY_COLUMNS)
+        db.execute_sql(
+            f"UPDATE beat_entry SET {sets}, seen_at = {p}, removed_at = NULL"
+            + (f", changed_at = {p}" if changed else "") + f" WHERE id = {p}",
+            (*(values[c] for c in ENTRY_COLUMNS), at, *((at,) if changed else ()), row[0]))
+    gone = [row[0] for key, row in stored.items() if key[0] in read_ok and key not in seen and row[3] is None]
+    for entry_id in gone:
+        db.execute_sql(f"UPDATE beat_entry SET removed_at = {p} WHERE id = {p}", (at, entry_id))
+    return ids
+
+
+def _write_fires(db: Database, fires: list[Any], ids: dict[tuple[str, str], int]) -> None:
+    p = db.param
+    rows = [(ids[f.entry], f.task_uuid, f.at, f.sender) for f in fires if f.entry in ids and f.at is not None]
+    if rows:
+        db.cursor().executemany(
+            f"INSERT INTO beat_fire (entry_id, task_uuid, at, sender) VALUES ({p}, {p}, {p}, {p}) "
+            f"ON CONFLICT (task_uuid, entry_id) DO NOTHING", rows)
+
+
+def _delete_old_fires(db: Database, cutoff: float) -> None:
+    p = db.param
+    db.execute_sql(f"DELETE FROM beat_fire WHERE at < {p} AND id IN "
+                   f"(SELECT id FROM beat_fire ORDER BY id LIMIT {DELETE_BATCH})", (cutoff,))
+
+
+def _write_watch(db: Database, found: Any) -> None:
+    p = db.param
+    sources = json.dumps({name: asdict(report) for name, report in found.reports.items()})
+    pinged = found.pong_nodes is not None
+    answered = bool(found.pong_nodes)
+    row = db.execute_sql("SELECT id FROM beat_watch WHERE id = 1").fetchone()
+    if row is None:
+        db.execute_sql("INSERT INTO beat_watch (id, task_cursor) VALUES (1, 0)")
+    db.execute_sql(
+        f"UPDATE beat_watch SET task_cursor = {p}, checked_at = {p}, sources = {p}"
+        + (f", ping_at = {p}" if pinged else "")
+        + (f", pong_at = {p}, pong_nodes = {p}" if answered else "") + " WHERE id = 1",
+        (found.task_cursor, found.at, sources, *((found.ping_at,) if pinged else ()),
+         *((found.ping_at, json.dumps(found.pong_nodes)) if answered else ())))

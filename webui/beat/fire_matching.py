@@ -1,0 +1,63 @@
+"""Which stored tasks are fires of which beat entry: same task name, same arguments as the store keeps them.
+
+Celery puts no entry name in any event (celery-facts §5.1): a fire is recognised by the task name and the
+arguments beat sends. The store keeps `argsrepr`/`kwargsrepr` as Celery wrote them (saferepr, 1024 characters),
+then masked and capped by our privacy settings, so the entry's arguments go through the same steps before they
+are compared. With `store_args` off there is nothing to compare: the task name alone decides, and when several
+entries share a task name, such a task is matched to none (guessing would invent fires).
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from celery.utils.saferepr import saferepr
+
+from webui.privacy import Redactor
+
+REPR_MAXSIZE = 1024  # Celery's argsrepr_maxsize and kwargsrepr_maxsize
+
+
+EntryKey = tuple[str, str]  # (source, name)
+
+
+@dataclass(frozen=True)
+class WatchedEntry:
+    key: EntryKey
+    task: str
+    args: list
+    kwargs: dict
+
+
+class FireMatcher:
+    def __init__(self, entries: Iterable[WatchedEntry], redactor: Redactor) -> None:
+        self._by_task: dict[str, list[tuple[EntryKey, set[str], str | None]]] = defaultdict(list)
+        for entry in entries:
+            self._by_task[entry.task].append(
+                (entry.key, _stored_args(entry.args, redactor), _stored_kwargs(entry.kwargs, redactor)))
+
+    @property
+    def task_names(self) -> set[str]:
+        return set(self._by_task)
+
+    def entries_for(self, name: str | None, args: str | None, kwargs: str | None) -> list[EntryKey]:
+        """The entries a task with this name and stored arguments is a fire of (usually one, or none)."""
+        candidates = self._by_task.get(name or "")
+        if not candidates:
+            return []
+        if args is None and kwargs is None:
+            return [candidates[0][0]] if len(candidates) == 1 else []
+        return [key for key, arg_forms, kwarg_form in candidates
+                if args in arg_forms and (kwargs == kwarg_form or kwargs is None)]
+
+
+def _stored_args(args: list, redactor: Redactor) -> set[str]:
+    # Beat passes the entry's args as they are: a list from JSON sources, often a tuple from app config.
+    values = tuple(args or ())
+    forms = {saferepr(values, REPR_MAXSIZE), saferepr(list(values), REPR_MAXSIZE)}
+    return {redactor.clean_event({"args": form})["args"] for form in forms}
+
+
+def _stored_kwargs(kwargs: dict, redactor: Redactor) -> str | None:
+    return redactor.clean_event({"kwargs": saferepr(dict(kwargs or {}), REPR_MAXSIZE)})["kwargs"]

@@ -1,0 +1,193 @@
+"""The beat watcher: every `beat_interval` seconds, read the schedules, find the new fires, ping beat.
+
+It runs in the leading collector as a helper thread, reads the store directly (tasks since its cursor), and
+hands what it found to the writer, the only database writer, as one `BeatPass` written in one transaction
+(webui.beat.beat_rows). Judging on time / late / missed is left to the readers (webui.beat.board): the store
+holds evidence, never a verdict that could go stale.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from celery import Celery
+from peewee import Database
+
+from webui import broadcasts, fastjson
+from webui.beat.entries import ScheduleEntry
+from webui.beat.fire_matching import EntryKey, FireMatcher, WatchedEntry
+from webui.beat.reading import SourceReport, SourceSet
+from webui.privacy import Redactor
+
+log = logging.getLogger(__name__)
+
+SCAN_LIMIT = 20000  # tasks looked at per pass; a backlog is worked off over the next passes
+BACKFILL_PER_TASK = 200  # on a first start, this many recent tasks per watched task name are matched
+NAME_WAIT = 60.0  # seconds a task row may stay nameless (its first events lost or late) before it is passed
+PING_TIMEOUT = 1.0
+
+
+@dataclass
+class FoundFire:
+    entry: EntryKey  # (source, name): the writer resolves it to the entry's row
+    task_uuid: str
+    at: float
+    sender: str | None
+
+
+@dataclass
+class BeatPass:
+    """One pass's findings, written by the writer in one transaction."""
+
+    at: float
+    entries: list[ScheduleEntry]
+    read_ok: set[str]
+    reports: dict[str, SourceReport]
+    fires: list[FoundFire] = field(default_factory=list)
+    task_cursor: int = 0
+    ping_at: float | None = None
+    pong_nodes: list[str] | None = None  # None: not pinged this pass
+
+
+class BeatWatcher:
+    def __init__(self, app: Celery, db: Database, redactor: Redactor, sources: SourceSet, *,
+                 ping: bool, known_workers: Callable[[], set[str]]) -> None:
+        self.app, self.db, self.redactor, self.sources = app, db, redactor, sources
+        self.ping = ping
+        self.known_workers = known_workers
+        self.cursor: int | None = None
+
+    def run_pass(self) -> BeatPass:
+        read = self.sources.read()
+        now = time.time()
+        result = BeatPass(now, read.entries, read.read_ok, read.reports)
+        watched, new = self._watched_entries(read.entries, read.read_ok)
+        if self.cursor is None:
+            self.cursor = self._stored_cursor()
+        if not watched:
+            pass  # nothing to match: the cursor waits, so the first entries still get their history
+        elif self.cursor == 0:
+            result.fires, self.cursor = self._backfill(watched)
+        else:
+            # An entry seen for the first time gets its recent history, as on a first start.
+            history = self._backfill(new, upto=self.cursor)[0] if new else []
+            result.fires, self.cursor = self._scan(watched, self.cursor, now)
+            result.fires = history + result.fires
+        result.task_cursor = self.cursor
+        if self.ping:
+            result.ping_at = time.time()
+            result.pong_nodes = self._ping_beat()
+        return result
+
+    # -- fires -----------------------------------------------------------------------------------------
+    def _watched_entries(self, fresh: list[ScheduleEntry],
+                         read_ok: set[str]) -> tuple[list[WatchedEntry], list[WatchedEntry]]:
+        """This pass's entries, plus the stored ones of a source that failed to read this time (its entries
+        keep getting their fires while it is down); and, of those, the ones not stored yet."""
+        rows = self.db.execute_sql(
+            "SELECT source, name, task, args, kwargs FROM beat_entry WHERE removed_at IS NULL").fetchall()
+        stored = {(row[0], row[1]) for row in rows}
+        watched = [WatchedEntry((e.source, e.name), e.task, e.args, e.kwargs) for e in fresh]
+        new = [w for w in watched if w.key not in stored]
+        watched += [WatchedEntry((row[0], row[1]), row[2], fastjson.loads_as(row[3], list),
+                                 fastjson.loads_as(row[4], dict)) for row in rows if row[0] not in read_ok]
+        return watched, new
+
+    def _stored_cursor(self) -> int:
+        row = self.db.execute_sql("SELECT task_cursor FROM beat_watch WHERE id = 1").fetchone()
+        return int(row[0]) if row and row[0] else 0
+
+    def _backfill(self, watched: list[WatchedEntry], upto: int | None = None) -> tuple[list[FoundFire], int]:
+        """First start on an existing store: the recent history of each watched task name, then go live."""
+        if upto is None:
+            top = self.db.execute_sql("SELECT MAX(id) FROM task").fetchone()
+            cursor = int(top[0] or 0) if top else 0
+        else:
+            cursor = upto
+        matcher = FireMatcher(watched, self.redactor)
+        p = self.db.param
+        rows = []
+        for name in matcher.task_names:
+            rows += self.db.execute_sql(
+                f"SELECT id, uuid, name, args, kwargs, sent_at, received_at, updated_at FROM task "
+                f"WHERE name = {p} AND id <= {p} ORDER BY id DESC LIMIT {BACKFILL_PER_TASK}",
+                (name, cursor)).fetchall()
+        return self._fires(matcher, rows), cursor
+
+    def _scan(self, watched: list[WatchedEntry], cursor: int, now: float) -> tuple[list[FoundFire], int]:
+        p = self.db.param
+        rows = self.db.execute_sql(
+            f"SELECT id, uuid, name, args, kwargs, sent_at, received_at, updated_at FROM task "
+            f"WHERE id > {p} ORDER BY id LIMIT {SCAN_LIMIT}", (cursor,)).fetchall()
+        if not rows:
+            return [], cursor
+        # A row whose name is not known yet (its task-started came first) is looked at again next pass.
+        waiting = [r[0] for r in rows if r[2] is None and (r[7] or 0) > now - NAME_WAIT]
+        new_cursor = min(waiting) - 1 if waiting else rows[-1][0]
+        matcher = FireMatcher(watched, self.redactor)
+        return self._fires(matcher, [r for r in rows if r[2] in matcher.task_names]), new_cursor
+
+    def _fires(self, matcher: FireMatcher, rows: list[tuple]) -> list[FoundFire]:
+        fires = []
+        for task_id, uuid, name, args, kwargs, sent_at, received_at, updated_at in rows:
+            keys = matcher.entries_for(name, args, kwargs)
+            if not keys:
+                continue
+            sender = self._sender(task_id)
+            at = sent_at or received_at or updated_at
+            fires += [FoundFire(key, uuid, at, sender) for key in keys]
+        return fires
+
+    def _sender(self, task_id: int) -> str | None:
+        p = self.db.param
+        row = self.db.execute_sql(
+            f"SELECT hostname, pid FROM task_event WHERE task_id = {p} AND type = 'task-sent' ORDER BY seq "
+            f"LIMIT 1", (task_id,)).fetchone()
+        if not row or not row[0]:
+            return None
+        return f"{row[0]}:{row[1]}" if row[1] is not None else str(row[0])
+
+    # -- liveness --------------------------------------------------------------------------------------
+    def _ping_beat(self) -> list[str]:
+        """Nodes other than known workers that answer `ping`: beat with remote control on (celerybeat@host)."""
+        try:
+            replies = broadcasts.broadcast(self.app, "ping", reply=True, timeout=PING_TIMEOUT) or []
+        except Exception as exc:  # noqa: BLE001 - no answer is evidence only once beat has answered before
+            log.debug("beat ping failed: %s", exc)
+            return []
+        workers = self.known_workers()
+        nodes = [name for reply in replies for name in reply]
+        return sorted(n for n in nodes if n.startswith("celerybeat@") or n not in workers)
+
+
+
+def watch_loop(app: Celery, db: Database, writer: Any, redactor: Redactor, settings: Any, *,
+               stop: threading.Event, connected: Callable[[], bool]) -> None:
+    """Run passes every `beat_interval` seconds during this collector term (webui.collector.service)."""
+    sources = SourceSet(app, settings, app_given=settings.app is not None)
+    watcher = BeatWatcher(app, db, redactor, sources, ping=settings.beat_ping,
+                          known_workers=lambda: _known_workers(db))
+    log.info("beat watcher: reading %s", ", ".join(sources.names) or "no schedule source")
+    next_at = 0.0
+    try:
+        while not stop.is_set() and writer.is_alive():
+            if time.time() >= next_at:
+                next_at = time.time() + settings.beat_interval
+                try:
+                    found = watcher.run_pass()
+                    if not connected():
+                        found.pong_nodes = None  # no broker: no ping, and no answer means nothing
+                    writer.put_beat_pass(found)
+                except Exception as exc:  # noqa: BLE001 - the page says how old the last pass is
+                    log.warning("beat watcher pass failed: %s", exc)
+            stop.wait(min(0.5, settings.beat_interval))
+    finally:
+        sources.close()
+
+
+def _known_workers(db: Database) -> set[str]:
+    return {row[0] for row in db.execute_sql("SELECT hostname FROM worker").fetchall()}
