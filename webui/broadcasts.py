@@ -14,13 +14,13 @@ from typing import Any
 from celery import Celery
 
 
-def inspect(app: Celery, command: str, *, timeout: float, limit: int | None = None,
+def inspect(app: Celery, command: str, *args: Any, timeout: float, limit: int | None = None,
             destination: list[str] | None = None, **arguments: Any) -> dict[str, Any] | None:
-    """`app.control.inspect().<command>(**arguments)` on a connection of its own: `{hostname: reply}` or None."""
+    """`app.control.inspect().<command>(*args, **arguments)` on a connection of its own: `{hostname: reply}`."""
     with app.connection_for_write() as connection:
         inspector = app.control.inspect(timeout=timeout, limit=limit, destination=destination,
                                         connection=connection)
-        return getattr(inspector, command)(**arguments)
+        return getattr(inspector, command)(*args, **arguments)
 
 
 def broadcast(app: Celery, command: str, *, reply: bool = False, timeout: float = 1.0,

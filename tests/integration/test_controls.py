@@ -20,6 +20,8 @@ from tests import celeryapp as tasks
 from tests.integration.test_auth import csrf_token, log_in, serve_with_logins
 from tests.support.processes import CeleryWorker
 from tests.support.waiting import wait_for
+from webui import control
+from webui.collector import inspector
 
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -110,6 +112,10 @@ def test_a_rate_limit_and_time_limits_reach_the_worker(server, worker):
             task_name=name, soft="40", hard="50")
     limits = inspect.registered("soft_time_limit", "time_limit")[worker.hostname]
     assert f"{name} [soft_time_limit=40.0 time_limit=50.0]" in limits
+    # The collector's own inspection asks for the limits too, so the worker page can show them.
+    registered = inspector.broadcast(worker.app, 2.0, None)["registered"] or {}
+    assert dict([control.registered_limits(line) for line in registered[worker.hostname]])[name] == {
+        "rate_limit": "7/m", "soft_time_limit": "40.0", "time_limit": "50.0"}
 
     # Put them back: no limit.
     confirm(server, "/controls/worker/rate-limit", "to 0", hostname=worker.hostname, task_name=name, rate="0")

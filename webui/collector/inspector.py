@@ -31,6 +31,9 @@ COMMANDS = ("stats", "active_queues", "registered", "active", "reserved", "sched
 _TASK_LISTS = ("active", "reserved")
 _MASKED_WHOLE = ("stats", "conf")
 MAX_HOSTNAME = 255  # the worker table's limit
+# What `registered` tells of each task: Celery's default three, plus the time limits the controls page shows
+# (set by the task's decorator or a time_limit broadcast; None values are left out by the worker).
+TASK_INFO_ITEMS = ("exchange", "routing_key", "rate_limit", "time_limit", "soft_time_limit")
 
 
 # -- pure: replies by command → data by worker ------------------------------------------------------------
@@ -119,8 +122,9 @@ def broadcast(app: Celery, timeout: float, expected: int | None) -> dict[str, di
 def _call(app: Celery, command: str, timeout: float, limit: int | None) -> dict[str, Any] | None:
     # `active(safe=True)`: argsrepr strings, never unpickled values.
     arguments: dict[str, Any] = {"safe": True} if command == "active" else {}
+    args = TASK_INFO_ITEMS if command == "registered" else ()
     try:
-        return broadcasts.inspect(app, command, timeout=timeout, limit=limit, **arguments)
+        return broadcasts.inspect(app, command, *args, timeout=timeout, limit=limit, **arguments)
     except Exception as exc:  # noqa: BLE001 - one failed command must not lose the others' replies
         log.debug("inspect %s failed: %s", command, exc)
         return None
