@@ -111,7 +111,8 @@ CONNECTION, SERVER, COLLECTOR, SENSITIVE = "connection", "server", "collector", 
 AUTH = "authentication"
 METRICS = "metrics"
 BEAT = "beat"
-GROUPS = (CONNECTION, SERVER, AUTH, COLLECTOR, BEAT, METRICS, SENSITIVE)
+ALERTS = "alerts"
+GROUPS = (CONNECTION, SERVER, AUTH, COLLECTOR, BEAT, ALERTS, METRICS, SENSITIVE)
 ROLE_NAMES = ("viewer", "operator", "admin")
 
 
@@ -330,6 +331,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("beat_ping", "bool", True,
             "Ping beat over remote control (Celery 5.7+, beat_enable_remote_control) as evidence it is alive.",
             BEAT),
+    # detection and alerts (webui/detect/, webui/alerts/)
+    Setting("detect_interval", "float", 15.0,
+            "Seconds between runs of the detectors and the alert rules in the collector.", ALERTS, min=1),
+    Setting("external_url", "str", None,
+            "The UI's address as people reach it (https://celery.example.com/webui): notifications link to it.",
+            ALERTS, optional=True, check=_valid_http_url),
+    Setting("alert_rules_file", "str", None,
+            "TOML file of alert rules and channels, loaded at start (rules managed in Git; the UI shows them "
+            "read-only).", ALERTS, optional=True),
+    Setting("alert_default_rules", "bool", True,
+            "Create the built-in rules (lost tasks, stalled tasks, offline workers, unattended queues, beat "
+            "misses, failure spikes) when they do not exist; they can be edited or disabled like any rule.",
+            ALERTS),
     # metrics (webui/views/metrics.py)
     Setting("metrics_public", "bool", False,
             "Serve /metrics without a login or API token (it names tasks, workers and exception classes).",
@@ -428,6 +442,10 @@ class Settings:
     beat_django_database: str | None
     beat_grace: tuple[str, ...]
     beat_ping: bool
+    detect_interval: float
+    external_url: str | None
+    alert_rules_file: str | None
+    alert_default_rules: bool
     metrics_public: bool
     probes_public: bool
     metrics_worker_expiry: float

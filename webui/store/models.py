@@ -304,3 +304,115 @@ class BeatWatch(BaseModel):
     ping_at = DoubleField(null=True)
     pong_at = DoubleField(null=True)
     pong_nodes = TextField(null=True)
+
+
+# -- alerts (webui.alerts; schema v10) ------------------------------------------------------------------------
+
+class AlertRule(BaseModel):
+    """Which detector, on what (scope patterns), with which thresholds, how loud, to whom."""
+
+    id = AutoField()
+    name = CharField(max_length=255, unique=True)
+    detector = CharField(max_length=64)
+    scope = TextField(null=True)  # JSON list of shell patterns on a finding's scope; empty: everything
+    params = TextField(null=True)  # JSON
+    severity = CharField(max_length=16, default="warning")
+    channels = TextField(null=True)  # JSON list of channel names
+    enabled = BooleanField(default=True)
+    consecutive = IntegerField(default=1)
+    renotify_minutes = DoubleField(null=True)
+    managed_by = CharField(max_length=16, default="ui")  # default, file, ui
+    created_at = DoubleField()
+    updated_at = DoubleField()
+
+
+class AlertPending(BaseModel):
+    """A finding seen `count` evaluations in a row that has not opened an incident yet ("only after N")."""
+
+    id = AutoField()
+    rule_id = IntegerField()
+    subject = CharField(max_length=512)
+    count = IntegerField(default=0)
+    first_seen_at = DoubleField()
+    last_seen_at = DoubleField()
+
+    class Meta:
+        indexes = ((("rule_id", "subject"), True),)
+
+
+class AlertIncident(BaseModel):
+    """One rule tripping on one subject, from open to resolved: notified once, acked, silenced, reminded."""
+
+    id = AutoField()
+    rule_id = IntegerField(index=True)
+    subject = CharField(max_length=512)
+    scope = CharField(max_length=512, null=True)
+    state = CharField(max_length=16)  # open, resolved
+    severity = CharField(max_length=16)
+    summary = TextField()
+    detail = TextField(null=True)
+    link = CharField(max_length=1024, null=True)
+    opened_at = DoubleField(index=True)
+    last_seen_at = DoubleField()
+    resolved_at = DoubleField(null=True)
+    acked_at = DoubleField(null=True)
+    acked_by = CharField(max_length=255, null=True)
+    silenced_until = DoubleField(null=True)
+    silenced_by = CharField(max_length=255, null=True)
+    last_notified_at = DoubleField(null=True)
+    notifications = IntegerField(default=0)
+
+    class Meta:
+        indexes = ((("state", "opened_at"), False), (("rule_id", "subject", "state"), False))
+
+
+class AlertIncidentEvent(BaseModel):
+    """The incident's timeline: opened, notified, reminded, acked, silenced, delivery failures, resolved."""
+
+    id = AutoField()
+    incident_id = IntegerField(index=True)
+    at = DoubleField()
+    kind = CharField(max_length=32)
+    actor = CharField(max_length=255, null=True)
+    detail = TextField(null=True)
+
+
+class AlertChannel(BaseModel):
+    id = AutoField()
+    name = CharField(max_length=255, unique=True)
+    kind = CharField(max_length=32)  # email, slack, discord, webhook, pagerduty
+    config = TextField()  # JSON
+    enabled = BooleanField(default=True)
+    managed_by = CharField(max_length=16, default="ui")
+    created_at = DoubleField()
+    updated_at = DoubleField()
+
+
+class AlertNotification(BaseModel):
+    """The outbox: one message to one channel, retried with backoff until sent or given up."""
+
+    id = AutoField()
+    incident_id = IntegerField(null=True, index=True)
+    channel_id = IntegerField()
+    kind = CharField(max_length=16)  # opened, reminder, resolved, test
+    payload = TextField()
+    created_at = DoubleField()
+    attempts = IntegerField(default=0)
+    next_attempt_at = DoubleField(index=True)
+    claimed_until = DoubleField(null=True)
+    sent_at = DoubleField(null=True)
+    failed_at = DoubleField(null=True)
+    last_error = TextField(null=True)
+
+
+class AlertMaintenance(BaseModel):
+    """A window during which the rules it names open no incident and send nothing."""
+
+    id = AutoField()
+    name = CharField(max_length=255)
+    rules = TextField(null=True)
+    starts_at = DoubleField()
+    ends_at = DoubleField()
+    reason = TextField(null=True)
+    created_by = CharField(max_length=255, null=True)
+    created_at = DoubleField()
