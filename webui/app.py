@@ -70,6 +70,9 @@ def _register_views(app: Flask) -> None:
     from webui.views import queues
 
     app.register_blueprint(queues.bp)
+    from webui.views import beat
+
+    app.register_blueprint(beat.bp)
     from webui.views import events
 
     app.register_blueprint(events.bp)

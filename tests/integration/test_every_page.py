@@ -32,6 +32,7 @@ PATH_VALUES = {
     "hostname": lambda ctx: [ctx["hostname"], HOSTILE, "h" * 300],
     "name": lambda ctx: ["celery", HOSTILE, "q" * 300],
     "fmt": lambda ctx: ["csv", "json"],
+    "entry_id": lambda ctx: ["1", "999999"],  # no beat entry in this store: the pages' 404s
 }
 SKIP = {"static", "live.socket"}  # files; the WebSocket (its own tests)
 PROBES = ("health.", "probes.")  # uptime probes answer 503 by design when what they watch is down

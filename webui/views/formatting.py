@@ -11,6 +11,7 @@ NAV_ITEMS = (
     ("tasks.index", "Tasks"),
     ("workers.index", "Workers"),
     ("queues.index", "Queues"),
+    ("beat.index", "Beat"),
     ("broker.index", "Broker"),
     ("events.index", "Events"),
 )

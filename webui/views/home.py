@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, render_template
 
+from webui.beat import board as beat_board
 from webui.store import overview_queries, queries
 from webui.views.overview_charts import BarChart, stacked_bars
 
@@ -51,6 +52,7 @@ def _overview() -> dict[str, Any]:
         "gaps": overview_queries.gap_summary(now),
         "recent_gaps": queries.recent_gaps(),
         "queues": _queues(now),
+        "beat": _beat(),
         "links": {e: e in current_app.view_functions for e in ("workers.index", "queues.index", "task.detail")},
     }
 
@@ -84,6 +86,15 @@ def _queues(now: float) -> list[Any] | None:
         current_app.logger.debug("no queue samples to show", exc_info=True)
         return None
     return sorted(views, key=lambda v: (-(v.latest.depth or 0), v.name))
+
+
+def _beat() -> beat_board.Board | None:
+    """The beat board for the overview's banner (beat down, entries missed); None when no entry is watched."""
+    if "beat.index" not in current_app.view_functions:
+        return None
+    timezone = str(current_app.extensions["webui_celery_app"].conf.timezone or "UTC")
+    board = beat_board.load_board(current_app.config["WEBUI_SETTINGS"], timezone)
+    return board if board.entries else None
 
 
 def _render_block(template_name: str, block: str, context: dict[str, Any]) -> str:
