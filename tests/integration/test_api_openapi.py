@@ -57,7 +57,8 @@ def live(worker, database_url, run_webui):
              timeout=20, message="task never stored")
     wait_for(lambda: requests.get(f"{server.url}/api/v1/queues", auth=ADMIN).json()["queues"], timeout=30,
              message="no queue sampled")
-    return server, {"task_id": done.id, "hostname": worker.hostname, "name": "celery", "entry_id": 1}
+    return server, {"task_id": done.id, "hostname": worker.hostname, "name": "celery", "entry_id": 1,
+                    "incident_id": 1, "rule_id": 1}
 
 
 @SQLITE_ONLY

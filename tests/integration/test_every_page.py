@@ -32,7 +32,10 @@ PATH_VALUES = {
     "hostname": lambda ctx: [ctx["hostname"], HOSTILE, "h" * 300],
     "name": lambda ctx: ["celery", HOSTILE, "q" * 300],
     "fmt": lambda ctx: ["csv", "json"],
-    "entry_id": lambda ctx: ["1", "999999"],  # no beat entry in this store: the pages' 404s
+    "entry_id": lambda ctx: ["1", "999999", "9" * 40],  # no beat entry in this store: the pages' 404s
+    "incident_id": lambda ctx: ["1", "999999", "9" * 40],
+    "rule_id": lambda ctx: ["1", "999999", "9" * 40],
+    "channel_id": lambda ctx: ["1", "999999"],
 }
 SKIP = {"static", "live.socket"}  # files; the WebSocket (its own tests)
 PROBES = ("health.", "probes.")  # uptime probes answer 503 by design when what they watch is down

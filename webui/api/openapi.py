@@ -55,11 +55,28 @@ BEAT_ENTRY = _obj({
     "grace": {"type": "number"}, "period": NUM, "last_fired_at": NUM, "last_fired_from": STR, "next_due_at": NUM,
     "overdue_by": NUM, "missed_count": {"type": "integer"}, "drift": NUM, "too_often": STR, "last_outcome": STR,
     "fires": {"type": "array", "items": BEAT_FIRE}})
+INCIDENT = _obj({
+    "id": {"type": "integer"}, "rule_id": {"type": "integer"}, "rule": {"type": "string"},
+    "subject": {"type": "string"}, "scope": STR, "state": {"type": "string", "enum": ["open", "resolved"]},
+    "severity": {"type": "string"}, "summary": {"type": "string"}, "detail": {"type": "object"}, "link": STR,
+    "opened_at": {"type": "number"}, "last_seen_at": {"type": "number"}, "resolved_at": NUM, "acked_at": NUM,
+    "acked_by": STR, "silenced_until": NUM, "silenced_by": STR, "last_notified_at": NUM,
+    "notifications": {"type": "integer"}})
+RULE_FIELDS = {
+    "name": {"type": "string"}, "detector": {"type": "string"},
+    "scope": {"type": "array", "items": {"type": "string"}}, "params": {"type": "object"},
+    "severity": {"type": "string", "enum": ["info", "warning", "critical"]},
+    "channels": {"type": "array", "items": {"type": "string"}}, "enabled": {"type": "boolean"},
+    "consecutive": {"type": "integer", "minimum": 1, "maximum": 100}, "renotify_minutes": NUM}
+ALERT_RULE = _obj({"id": {"type": "integer"}, **RULE_FIELDS, "managed_by": {"type": "string"},
+                   "created_at": {"type": "number"}, "updated_at": {"type": "number"},
+                   "open_incidents": {"type": "integer"}})
 SCHEMAS: dict[str, Any] = {
     "Error": _obj({"error": {"type": "string"}}),
     "Message": _obj({"message": {"type": "string"}}),
     "FlowerTask": TASK,
-    "Gap": GAP, "Worker": WORKER, "Queue": QUEUE, "BeatEntry": BEAT_ENTRY,
+    "Gap": GAP, "Worker": WORKER, "Queue": QUEUE, "BeatEntry": BEAT_ENTRY, "Incident": INCIDENT,
+    "AlertRule": ALERT_RULE,
     "Sent": _obj({"task-id": {"type": "string"}, "state": {"type": "string"}}, ["task-id"]),
     "Result": _obj({"task-id": {"type": "string"}, "state": {"type": "string"}, "result": {},
                     "traceback": STR}, ["task-id", "state"]),
@@ -198,7 +215,58 @@ def _paths() -> dict[str, Any]:
             errors=(400, 403, 404, 409, 503), role="operator")},
     })
     paths.update(_v1_paths())
+    paths.update(_alert_paths())
     return paths
+
+
+def _alert_paths() -> dict[str, Any]:
+    def v1(summary: str, schema: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return _op(summary, _json(schema), tag="v1", **kwargs)
+
+    incident_id, rule_id = _path("incident_id"), _path("rule_id")
+    rule_body = {"type": "object", "properties": RULE_FIELDS, "additionalProperties": False}
+    created = v1("Create a rule", _ref("AlertRule"), body={**rule_body, "required": ["name", "detector"]},
+                 errors=(400, 403, 409), role="admin")
+    created["responses"]["201"] = created["responses"].pop("200")
+    event = _obj({"at": {"type": "number"}, "kind": {"type": "string"}, "actor": STR, "detail": STR})
+    notification = _obj({"id": {"type": "integer"}, "channel_id": {"type": "integer"}, "kind": {"type": "string"},
+                         "created_at": {"type": "number"}, "attempts": {"type": "integer"},
+                         "next_attempt_at": {"type": "number"}, "sent_at": NUM, "failed_at": NUM,
+                         "last_error": STR})
+    act = {"errors": (403, 404, 409), "role": "operator", "parameters": [incident_id]}
+    return {
+        "/api/v1/incidents": {"get": v1("Incidents, open first, newest first", _obj({
+            "incidents": {"type": "array", "items": _ref("Incident")}, "next_before": INT}),
+            parameters=[_param("state", {"type": "string", "enum": ["open", "resolved"]}),
+                        _param("rule", {"type": "integer", "minimum": 1}),
+                        _param("before", {"type": "integer", "minimum": 1}),
+                        _param("limit", {"type": "integer", "minimum": 1, "maximum": 500})], errors=(400,))},
+        "/api/v1/incidents/{incident_id}": {"get": v1("An incident, its timeline and its notifications", {
+            "allOf": [_ref("Incident"), _obj({"timeline": {"type": "array", "items": event},
+                                              "notifications": {"type": "array", "items": notification}})]},
+            parameters=[incident_id], errors=(404,))},
+        "/api/v1/incidents/{incident_id}/ack": {"post": v1("Acknowledge: no more reminders", _ref("Incident"),
+                                                           **act)},
+        "/api/v1/incidents/{incident_id}/silence": {"post": v1(
+            "Silence for a number of minutes", _ref("Incident"),
+            body=_obj({"minutes": {"type": "number", "minimum": 1, "maximum": 10080}}),
+            **{**act, "errors": (400, 403, 404, 409)})},
+        "/api/v1/incidents/{incident_id}/unsilence": {"post": v1("End a silence", _ref("Incident"), **act)},
+        "/api/v1/detectors": {"get": v1("The detectors rules can use, with their parameters", _obj({
+            "detectors": {"type": "array", "items": _obj({
+                "name": {"type": "string"}, "title": {"type": "string"}, "scope": {"type": "string"},
+                "description": {"type": "string"}, "params": {"type": "object"}})}}))},
+        "/api/v1/alert-rules": {
+            "get": v1("Alert rules with their open incidents", _obj({
+                "rules": {"type": "array", "items": _ref("AlertRule")}})),
+            "post": created},
+        "/api/v1/alert-rules/{rule_id}": {
+            "get": v1("One alert rule", _ref("AlertRule"), parameters=[rule_id], errors=(404,)),
+            "put": v1("Change a rule (fields not given are kept)", _ref("AlertRule"), parameters=[rule_id],
+                      body=rule_body, errors=(400, 403, 404, 409), role="admin"),
+            "delete": v1("Delete a rule (its incidents are kept)", _ref("Message"), parameters=[rule_id],
+                         errors=(403, 404, 409), role="admin")},
+    }
 
 
 def _v1_paths() -> dict[str, Any]:

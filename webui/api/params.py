@@ -13,6 +13,11 @@ _TRUE = ("1", "true", "yes", "on", "y", "t")
 _FALSE = ("0", "false", "no", "off", "n", "f", "")
 
 
+# A path id converter: ids fit the database's 64-bit integers, so a longer number is simply unknown (404), not
+# an overflow error (500).
+ID = "int(max=9223372036854775807)"
+
+
 def text(name: str, default: str | None = None, *, max_length: int = 1000) -> str | None:
     value = request.values.get(name)
     if value is None:
@@ -52,7 +57,11 @@ def parse_integer(value: str | None, name: str, default: int | None, low: int, h
 
 
 def number(name: str, default: float | None, low: float, high: float) -> float | None:
-    value = text(name)
+    return parse_number(text(name), name, default, low, high)
+
+
+def parse_number(value: str | None, name: str, default: float | None, low: float, high: float) -> float | None:
+    """`value` as a number from `low` to `high` (`default` when empty), else a 400 naming `name`."""
     if value in (None, ""):
         return default
     try:

@@ -109,7 +109,7 @@ def beat() -> Response:
                     "entries": [_beat_entry(e) for e in board.entries]})
 
 
-@bp.get("/beat/<int:entry_id>")
+@bp.get(f"/beat/<{params.ID}:entry_id>")
 def beat_entry(entry_id: int) -> Response:
     """One beat entry with its fire history, newest first (`limit`, default 200)."""
     limit = params.integer("limit", 200, 1, 1000) or 200
