@@ -119,17 +119,25 @@ class BeatWatcher:
         return self._fires(matcher, rows), cursor
 
     def _scan(self, watched: list[WatchedEntry], cursor: int, now: float) -> tuple[list[FoundFire], int]:
+        # Ids and names first: the arguments (up to max_args_size each) are read only for the watched names.
         p = self.db.param
-        rows = self.db.execute_sql(
-            f"SELECT id, uuid, name, args, kwargs, sent_at, received_at, updated_at FROM task "
-            f"WHERE id > {p} ORDER BY id LIMIT {SCAN_LIMIT}", (cursor,)).fetchall()
-        if not rows:
+        heads = self.db.execute_sql(
+            f"SELECT id, name, updated_at FROM task WHERE id > {p} ORDER BY id LIMIT {SCAN_LIMIT}",
+            (cursor,)).fetchall()
+        if not heads:
             return [], cursor
         # A row whose name is not known yet (its task-started came first) is looked at again next pass.
-        waiting = [r[0] for r in rows if r[2] is None and (r[7] or 0) > now - NAME_WAIT]
-        new_cursor = min(waiting) - 1 if waiting else rows[-1][0]
+        waiting = [r[0] for r in heads if r[1] is None and (r[2] or 0) > now - NAME_WAIT]
+        new_cursor = min(waiting) - 1 if waiting else heads[-1][0]
         matcher = FireMatcher(watched, self.redactor)
-        return self._fires(matcher, [r for r in rows if r[2] in matcher.task_names]), new_cursor
+        ids = [r[0] for r in heads if r[1] in matcher.task_names]
+        rows = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            rows += self.db.execute_sql(
+                f"SELECT id, uuid, name, args, kwargs, sent_at, received_at, updated_at FROM task "
+                f"WHERE id IN ({', '.join([p] * len(chunk))})", chunk).fetchall()
+        return self._fires(matcher, rows), new_cursor
 
     def _fires(self, matcher: FireMatcher, rows: list[tuple]) -> list[FoundFire]:
         fires = []
