@@ -12,7 +12,7 @@ from gunicorn.app.base import BaseApplication
 
 from webui.celery_app import safe_broker_url
 from webui.proxy import normalize_prefix
-from webui.settings import Settings, mask_url_password
+from webui.settings import Settings, SettingsError, mask_url_password
 
 logger = logging.getLogger(__name__)
 
@@ -20,14 +20,18 @@ GRACEFUL_TIMEOUT = 5  # seconds; open WebSockets would otherwise hold shutdown f
 
 
 def migrate_database(settings: Settings) -> list[str]:
-    """Create or upgrade the schema; returns the migrations applied. Closes the connection afterwards,
-    so no database handle crosses gunicorn's fork."""
-    from webui.store.database import open_database
+    """Create or upgrade the schema, and check the alert rules file; returns the migrations applied. Closes the
+    connection afterwards, so no database handle crosses gunicorn's fork."""
+    from webui.store.database import bind_models, open_database
     from webui.store.schema import upgrade
 
     db = open_database(settings.database)
     try:
-        return upgrade(db)
+        applied = upgrade(db)
+        if settings.alert_rules_file:
+            bind_models(db)
+            check_rules_file(settings.alert_rules_file)
+        return applied
     finally:
         # A pool only parks a closed connection; empty it so no socket is inherited by the workers.
         close_all = getattr(db, "close_all", None)
@@ -35,6 +39,16 @@ def migrate_database(settings: Settings) -> list[str]:
             close_all()
         else:
             db.close()
+
+
+def check_rules_file(path: str) -> None:
+    """Refuse to start on a rules file with mistakes: a rule silently missing is an alert that never comes."""
+    from webui.alerts.rules import RuleError, read_rules_file
+
+    try:
+        read_rules_file(path)
+    except RuleError as exc:
+        raise SettingsError(f"alert_rules_file: {exc}") from exc
 
 
 def run_server(settings: Settings, celery_app: Celery, *, migrate: bool = True) -> None:

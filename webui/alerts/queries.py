@@ -59,16 +59,16 @@ def notifications(incident_id: int) -> list[AlertNotification]:
 
 def open_counts() -> dict[int, int]:
     """Open incidents per rule id."""
-    query = (AlertIncident.select(AlertIncident.rule_id, fn.COUNT(AlertIncident.id))
-             .where(AlertIncident.state == "open").group_by(AlertIncident.rule_id).tuples())
-    return {rule_id: count for rule_id, count in query}
+    query: Any = (AlertIncident.select(AlertIncident.rule_id, fn.COUNT(AlertIncident.id))
+                  .where(AlertIncident.state == "open").group_by(AlertIncident.rule_id).tuples())
+    return {int(rule_id): int(count) for rule_id, count in query}
 
 
 def open_summary() -> dict[str, int]:
     """Open incidents by severity, for the overview banner and the nav badge."""
-    query = (AlertIncident.select(AlertIncident.severity, fn.COUNT(AlertIncident.id))
-             .where(AlertIncident.state == "open").group_by(AlertIncident.severity).tuples())
-    return {severity: count for severity, count in query}
+    query: Any = (AlertIncident.select(AlertIncident.severity, fn.COUNT(AlertIncident.id))
+                  .where(AlertIncident.state == "open").group_by(AlertIncident.severity).tuples())
+    return {str(severity): int(count) for severity, count in query}
 
 
 def rules() -> list[AlertRule]:

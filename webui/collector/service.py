@@ -25,6 +25,7 @@ from peewee import Database
 from redis.exceptions import RedisError
 
 from webui import broadcasts
+from webui.alerts import runner as alert_runner
 from webui.beat import watcher as beat_watcher
 from webui.celery_app import safe_broker_url
 from webui.collector import inspector, queue_sampler, reconcile
@@ -33,7 +34,7 @@ from webui.collector.subscriber import MalformedCounter, make_subscriber
 from webui.collector.writer import GAP_BROKER, GAP_COLLECTOR_DOWN, CollectorStats, Writer
 from webui.privacy import SETTING_NAMES, Redactor
 from webui.settings import mask_url_password
-from webui.store.database import open_database
+from webui.store.database import bind_models, open_database
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class Collector:
         self.settings = settings
         self.app = app
         self.db = db or open_database(settings.database)
+        bind_models(self.db)  # the beat board, detectors and alert rules read through the models
         self.stats = CollectorStats(leader=f"{socket.gethostname()}:{os.getpid()}", broker=_broker_uri(app))
         self.redactor = Redactor.from_settings(settings)
         self._stop = threading.Event()
@@ -189,6 +191,7 @@ class Collector:
                                         name="webui-queue-sampler", daemon=True))
         helpers.append(threading.Thread(target=self._beat_watch_loop, args=(writer,), name="webui-beat-watcher",
                                         daemon=True))
+        helpers.append(threading.Thread(target=self._alert_loop, args=(writer,), name="webui-alerts", daemon=True))
         for helper in helpers:
             helper.start()
         return helpers
@@ -210,6 +213,11 @@ class Collector:
         """Read beat schedules and match their fires every `beat_interval` (webui.beat.watcher)."""
         beat_watcher.watch_loop(self.app, self.db, writer, self.redactor, self.settings, stop=self._stop,
                                 connected=lambda: self.stats.connected)
+
+    def _alert_loop(self, writer: Writer) -> None:
+        """Detectors, alert rules and incidents every `detect_interval`; notifications (webui.alerts.runner)."""
+        alert_runner.alert_loop(self.db, self.settings, self.app, stop=self._stop, alive=writer.is_alive,
+                                app_timezone=str(self.app.conf.timezone or "UTC"))
 
     def _enable_events_loop(self, writer: Writer) -> None:
         """Broadcast `enable_events` so workers started without -E send task events (as Flower does)."""
