@@ -1,2 +1,10 @@
 """Import every detector module so each registers itself in webui.detect.registry."""
 from __future__ import annotations
+
+from webui.detect import (  # noqa: F401 - each registers its detectors
+    beat,
+    doctor,
+    queues,
+    rates,
+    workers,
+)
