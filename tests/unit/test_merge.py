@@ -161,3 +161,61 @@ def test_a_repair_fills_in_but_never_overwrites_what_real_events_said():
     apply_task_event(task, ev("task-received", 2, retries=0, name="add", args="[2, 3]", kwargs="{}",
                               eta="2030-01-01T00:00:00+00:00"), source="inspect")
     assert task.args == "(2, 3)" and task.eta == "2030-01-01T00:00:00+00:00" and task.state == "RECEIVED"
+
+
+def lost(ts, host: str = "w1@h", **fields):
+    return ev("task-lost", ts, host, reason="heartbeat timeout", **fields)
+
+
+def merge_with_verdicts(*events) -> tuple[TaskState, list]:
+    """Like `merge`, with each `task-lost` applied as the collector does: a repair from the "detector"."""
+    task = TaskState(uuid="t1")
+    records = [apply_task_event(task, e, "detector" if e["type"] == "task-lost" else None) for e in events]
+    return task, records
+
+
+def test_a_started_task_whose_worker_died_is_lost_with_the_worker_and_the_time():
+    task, records = merge_with_verdicts(ev("task-received", 1, retries=0), ev("task-started", 2), lost(30.0))
+    assert task.state == "LOST" and task.worker == "w1@h"
+    assert task.detail == {"lost_at": 30.0, "lost_worker": "w1@h", "lost_reason": "heartbeat timeout"}
+    assert records[-1].type == "task-lost" and records[-1].source == "detector"
+    assert task.failed_at is None and task.exception is None  # lost is not a failure
+
+
+def test_a_lost_task_redelivered_to_another_worker_is_started_again_there():
+    task, _ = merge_with_verdicts(ev("task-received", 1, retries=0), ev("task-started", 2), lost(30),
+                                  ev("task-received", 40, "w2@h", retries=0), ev("task-started", 41, "w2@h"))
+    assert task.state == "STARTED" and task.worker == "w2@h" and task.started_at == 41
+    assert task.executions == 2 and task.retries == 0 and "duplicate_starts" not in task.detail
+    task, _ = merge_with_verdicts(ev("task-started", 2), lost(30), ev("task-started", 41, "w2@h"),
+                                  ev("task-succeeded", 50, "w2@h", result="1", runtime=9.0))
+    assert task.state == "SUCCESS" and task.worker == "w2@h"
+
+
+def test_a_lost_task_whose_worker_comes_back_and_finishes_it_is_a_success_or_a_failure():
+    task, _ = merge_with_verdicts(ev("task-started", 2), lost(30), ev("task-succeeded", 35, result="1", runtime=33.0))
+    assert task.state == "SUCCESS" and task.result == "1" and task.runtime == 33.0
+    task, _ = merge_with_verdicts(ev("task-started", 2), lost(30), ev("task-failed", 35, exception="E()"))
+    assert task.state == "FAILURE"
+    task, _ = merge_with_verdicts(ev("task-started", 2), lost(30),
+                                  ev("task-retried", 35, exception="E()"), ev("task-received", 36, retries=1))
+    assert task.state == "RECEIVED" and task.attempt == 1
+
+
+def test_a_late_verdict_changes_nothing_once_the_task_moved_on():
+    task, records = merge_with_verdicts(ev("task-started", 2), ev("task-succeeded", 3, result="1", runtime=1.0),
+                                        lost(30))
+    assert task.state == "SUCCESS" and "lost_at" not in task.detail
+    assert records[-1].type == "task-lost"  # kept in the log all the same
+    # redelivered and started on w2 before the verdict about w1 was merged
+    task, _ = merge_with_verdicts(ev("task-started", 2), ev("task-rejected", 3, requeue=True),
+                                  ev("task-started", 4, "w2@h"), lost(30, "w1@h"))
+    assert task.state == "STARTED" and task.worker == "w2@h"
+    task, _ = merge_with_verdicts(ev("task-received", 1, retries=0), lost(30))
+    assert task.state == "RECEIVED"  # not started: a prefetched message goes back to the queue
+
+
+def test_a_task_lost_event_on_the_event_channel_is_only_a_custom_event():
+    task, records = merge(ev("task-started", 2), lost(30))
+    assert task.state == "STARTED" and "lost_at" not in task.detail
+    assert records[-1].type == "task-lost"

@@ -17,6 +17,13 @@ precedence applies (SUCCESS > FAILURE > REVOKED > REJECTED). Every event is kept
 whatever it does to the state, so nothing is lost: a late `task-received` is recorded but does not move a
 finished task back; a second `task-started` of the same delivery (a duplicate execution) is counted in
 `executions` and recorded with its hostname, but does not overwrite the first worker.
+
+LOST is the monitor's own verdict, not Celery's: a `task-lost` event that only the collector makes
+(webui.detect.lost_marker, source "detector") when the worker running a STARTED task went offline without
+finishing it. It ends the delivery with the lowest precedence, because the verdict can be wrong (the worker was
+only cut off) or overtaken: the same delivery's real `task-succeeded`/`task-failed`/`task-retried` still win,
+and a later `task-received`/`task-started` (acks_late redelivery, on any worker) is a new delivery, as after a
+requeue. A `task-lost` that arrives once the task has moved on (finished, or started elsewhere) changes nothing.
 """
 from __future__ import annotations
 
@@ -34,13 +41,16 @@ RETRY = "RETRY"
 REVOKED = "REVOKED"
 REJECTED = "REJECTED"
 CANCELLED = "CANCELLED"
+LOST = "LOST"  # the monitor's verdict (see the module docstring); never sent by Celery
 
-TERMINAL_STATES = frozenset({SUCCESS, FAILURE, REVOKED, REJECTED})
-ALL_STATES = (PENDING, RECEIVED, STARTED, RETRY, CANCELLED, SUCCESS, FAILURE, REVOKED, REJECTED)
+TERMINAL_STATES = frozenset({SUCCESS, FAILURE, REVOKED, REJECTED})  # LOST is not: its worker may come back
+ALL_STATES = (PENDING, RECEIVED, STARTED, RETRY, CANCELLED, SUCCESS, FAILURE, REVOKED, REJECTED, LOST)
+LOST_EVENT = "task-lost"
+LOST_SOURCE = "detector"  # the only source whose `task-lost` counts: one on the event channel is a custom event
 
 # Phase rank inside one delivery; END covers RETRY, CANCELLED, requeued rejections and terminal states.
 _RANK_PENDING, _RANK_RECEIVED, _RANK_STARTED, _RANK_END = 0, 1, 2, 3
-_TERMINAL_PRECEDENCE = {SUCCESS: 4, FAILURE: 3, REVOKED: 2, REJECTED: 1}
+_TERMINAL_PRECEDENCE = {SUCCESS: 4, FAILURE: 3, REVOKED: 2, REJECTED: 1, LOST: -1}  # others (RETRY…): 0
 
 # Fields every event carries; they have columns of their own in task_event.
 COMMON_FIELDS = frozenset({"type", "uuid", "hostname", "timestamp", "utcoffset", "pid", "clock", "local_received"})
@@ -130,6 +140,8 @@ def apply_task_event(task: TaskState, event: dict[str, Any], source: str | None 
     ts = _number(event.get("timestamp"))
     attempt = _event_attempt(task, etype, event)
     handler = _STATE_HANDLERS.get(etype)
+    if etype == LOST_EVENT and source != LOST_SOURCE:
+        handler = None  # anyone can publish on the event channel; only the collector declares a task lost
     if source is not None:
         # A repair (inspect, result backend) only fills in what real events did not say.
         event = {k: v for k, v in event.items() if k not in TASK_FIELDS or getattr(task, TASK_FIELDS[k]) is None}
@@ -176,6 +188,8 @@ def _redelivery(task: TaskState, attempt: int) -> int:
     if attempt == task.attempt and task.state in (REJECTED, CANCELLED) and task.rank == _RANK_END \
             and task.detail.get("requeue", task.state == CANCELLED):
         return task.delivery + 1
+    if attempt == task.attempt and task.state == LOST:
+        return task.delivery + 1  # an acks_late message redelivered after its worker died
     return task.delivery if attempt == task.attempt else 0
 
 
@@ -269,6 +283,18 @@ def _apply_outcome(task: TaskState, event: dict[str, Any], state: str, ts: float
         task.detail["requeue"] = False
 
 
+def _on_lost(task: TaskState, event: dict[str, Any], attempt: int, ts: float | None) -> None:
+    """The collector's verdict that the delivery running on a dead worker will not finish there."""
+    host = event.get("hostname")
+    if task.state != STARTED or (host and task.worker and host != task.worker):
+        return  # it moved on (finished, retried, redelivered elsewhere) before the verdict was merged
+    _set_state(task, LOST, task.attempt, task.delivery, _RANK_END)
+    task.detail["lost_at"] = ts
+    task.detail["lost_worker"] = host or task.worker
+    if isinstance(event.get("reason"), str):
+        task.detail["lost_reason"] = event["reason"]
+
+
 def _set_state(task: TaskState, state: str, attempt: int, delivery: int, rank: int) -> None:
     task.state = state
     task.attempt = attempt
@@ -335,4 +361,5 @@ _STATE_HANDLERS = {
     "task-revoked": _finisher(REVOKED),
     "task-rejected": _finisher(REJECTED),
     "task-cancelled": _finisher(CANCELLED),
+    LOST_EVENT: _on_lost,
 }

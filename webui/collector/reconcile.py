@@ -27,7 +27,7 @@ from webui import broadcasts
 
 log = logging.getLogger(__name__)
 
-UNFINISHED_STATES = ("PENDING", "RECEIVED", "STARTED")
+UNFINISHED_STATES = ("PENDING", "RECEIVED", "STARTED", "LOST")  # LOST: its worker answers again
 MAX_BACKEND_LOOKUPS = 5000
 _BACKEND_EVENTS = {"SUCCESS": "task-succeeded", "FAILURE": "task-failed", "REVOKED": "task-revoked"}
 

@@ -32,6 +32,7 @@ from webui.collector import inspector, queue_sampler, reconcile
 from webui.collector.leader import leader_lock
 from webui.collector.subscriber import MalformedCounter, make_subscriber
 from webui.collector.writer import GAP_BROKER, GAP_COLLECTOR_DOWN, CollectorStats, Writer
+from webui.detect import lost_marker
 from webui.privacy import SETTING_NAMES, Redactor
 from webui.settings import mask_url_password
 from webui.store.database import bind_models, open_database
@@ -191,6 +192,8 @@ class Collector:
                                         name="webui-queue-sampler", daemon=True))
         helpers.append(threading.Thread(target=self._beat_watch_loop, args=(writer,), name="webui-beat-watcher",
                                         daemon=True))
+        helpers.append(threading.Thread(target=self._lost_marker_loop, args=(writer,), name="webui-lost-marker",
+                                        daemon=True))
         helpers.append(threading.Thread(target=self._alert_loop, args=(writer,), name="webui-alerts", daemon=True))
         for helper in helpers:
             helper.start()
@@ -218,6 +221,10 @@ class Collector:
         """Detectors, alert rules and incidents every `detect_interval`; notifications (webui.alerts.runner)."""
         alert_runner.alert_loop(self.db, self.settings, self.app, stop=self._stop, alive=writer.is_alive,
                                 app_timezone=str(self.app.conf.timezone or "UTC"))
+
+    def _lost_marker_loop(self, writer: Writer) -> None:
+        """Mark LOST the tasks of workers that died running them (webui.detect.lost_marker)."""
+        lost_marker.mark_lost_loop(self.db, writer, self.settings, stop=self._stop, alive=writer.is_alive)
 
     def _enable_events_loop(self, writer: Writer) -> None:
         """Broadcast `enable_events` so workers started without -E send task events (as Flower does)."""

@@ -69,7 +69,7 @@ class Task(BaseModel):
     starts = IntegerField(default=0)
     executions = IntegerField(default=0)
     event_count = IntegerField(default=0)
-    detail = TextField(null=True)  # JSON: terminated, signum, expired, requeue, duplicate_starts
+    detail = TextField(null=True)  # JSON: terminated, signum, expired, requeue, duplicate_starts, lost_*
     updated_at = DoubleField()
 
 
@@ -84,7 +84,7 @@ class TaskEvent(BaseModel):
     hostname = CharField(max_length=255, null=True)
     pid = IntegerField(null=True)
     clock = IntegerField(null=True)
-    source = CharField(max_length=16, null=True)  # None: the event stream; "inspect", "backend": repairs
+    source = CharField(max_length=16, null=True)  # None: the event stream; "inspect", "backend": repairs; "detector"
     data = TextField(null=True)  # JSON of the fields the task row does not hold
 
     class Meta:

@@ -19,8 +19,10 @@ EVENT_LABELS = {
     "task-sent": "sent", "task-received": "received", "task-started": "started",
     "task-succeeded": "succeeded", "task-failed": "failed", "task-retried": "retried",
     "task-revoked": "revoked", "task-rejected": "rejected", "task-cancelled": "cancelled",
+    "task-lost": "lost",
 }
-SOURCE_LABELS = {"inspect": "repaired from inspect", "backend": "from result backend"}
+SOURCE_LABELS = {"inspect": "repaired from inspect", "backend": "from result backend",
+                 "detector": "the monitor's verdict"}
 _OUTCOME_KEYS = ("exception", "traceback")
 
 
