@@ -6,5 +6,8 @@ from webui.detect import (  # noqa: F401 - each registers its detectors
     doctor,
     queues,
     rates,
+    tasks_duplicate,
+    tasks_lost,
+    tasks_stalled,
     workers,
 )
