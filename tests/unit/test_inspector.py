@@ -65,6 +65,18 @@ def test_it_masks_secrets_in_the_configuration() -> None:
     assert result == {"broker_url": "redis://:***@redis:6379/0", "custom": {"api_key": "***"}, "timezone": "UTC"}
 
 
+def test_stats_keep_their_shape_when_a_number_looks_like_a_card_number() -> None:
+    # 4111111111111111 passes the Luhn check: masked through the JSON text, it left invalid JSON behind.
+    stats = {"rusage": {"utime": 4111111111111111, "maxrss": 52000}, "pid": 42,
+             "broker": {"hostname": "redis", "password": "hunter2", "userid": None,
+                        "uri": "redis://:hunter2@redis:6379/0"}}
+    data = inspector.by_worker({"stats": {"w1": stats}}, Redactor())["w1"]["stats"]
+    assert isinstance(data, dict)
+    assert data["rusage"] == {"utime": 4111111111111111, "maxrss": 52000} and data["pid"] == 42
+    assert data["broker"]["password"] == "***" and data["broker"]["userid"] is None
+    assert "hunter2" not in json.dumps(data)
+
+
 def test_a_command_that_did_not_answer_keeps_its_previous_reply() -> None:
     previous = {"stats": stats(2), "registered": ["proj.add"]}
 

@@ -21,9 +21,9 @@ from typing import Any
 from celery import Celery
 from peewee import Database
 
-from webui import broadcasts, fastjson
+from webui import broadcasts
 from webui.collector.reconcile import celery_repr, online_workers
-from webui.privacy import Redactor
+from webui.privacy import MASK, Redactor
 
 log = logging.getLogger(__name__)
 
@@ -79,15 +79,25 @@ def clean_request(request: Any, redactor: Redactor) -> Any:
 
 
 def _mask_json(value: Any, redactor: Redactor) -> Any:
-    """Apply the masking rules to a JSON value through its text (`"password": "x"` is a masked dict item)."""
-    text = fastjson.dumps(value)
-    masked = redactor.mask(text)
-    if masked == text:
-        return value
-    try:
-        return fastjson.loads(masked)
-    except ValueError:
-        return masked  # still masked, just no longer structured
+    """Apply the masking rules to a JSON value, keeping its structure: the value of a secret-looking key is
+    masked whole, and every string goes through the text rules (URL passwords, bearer tokens, card numbers).
+
+    Never through the JSON text as a whole: a rule matching there (a long number that passes the card check, a
+    key's value without quotes) would leave text that is no longer JSON, and the reply would lose its shape.
+    """
+    if isinstance(value, dict):
+        return {key: MASK if _secret_key(key, redactor) and value[key] not in (None, "", False)
+                else _mask_json(value[key], redactor) for key in value}
+    if isinstance(value, list | tuple):
+        return [_mask_json(item, redactor) for item in value]
+    if isinstance(value, str):
+        return redactor.mask(value)
+    return value
+
+
+def _secret_key(key: Any, redactor: Redactor) -> bool:
+    low = str(key).lower()
+    return any(word in low for word in redactor.mask_keys)
 
 
 def is_error(reply: Any) -> bool:
