@@ -79,6 +79,10 @@ def _register_views(app: Flask) -> None:
     from webui.views import controls
 
     app.register_blueprint(controls.bp)
+    from webui.views import alerts, doctor
+
+    app.register_blueprint(alerts.bp)  # incidents, rules, channels, maintenance windows
+    app.register_blueprint(doctor.bp)
     from webui.views import metrics, probes
 
     app.register_blueprint(probes.bp)

@@ -12,6 +12,7 @@ NAV_ITEMS = (
     ("workers.index", "Workers"),
     ("queues.index", "Queues"),
     ("beat.index", "Beat"),
+    ("alerts.incidents", "Alerts"),
     ("broker.index", "Broker"),
     ("events.index", "Events"),
 )

@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, render_template
 
+from webui.alerts import queries as alert_queries
 from webui.beat import board as beat_board
 from webui.store import overview_queries, queries
 from webui.views.overview_charts import BarChart, stacked_bars
@@ -53,6 +54,7 @@ def _overview() -> dict[str, Any]:
         "recent_gaps": queries.recent_gaps(),
         "queues": _queues(now),
         "beat": _beat(),
+        "alerts": _open_incidents(),
         "links": {e: e in current_app.view_functions for e in ("workers.index", "queues.index", "task.detail")},
     }
 
@@ -95,6 +97,14 @@ def _beat() -> beat_board.Board | None:
     timezone = str(current_app.extensions["webui_celery_app"].conf.timezone or "UTC")
     board = beat_board.load_board(current_app.config["WEBUI_SETTINGS"], timezone)
     return board if board.entries else None
+
+
+def _open_incidents() -> dict[str, int] | None:
+    """Open incidents by severity for the overview's banner; None when there are none (or no alerts pages)."""
+    if "alerts.incidents" not in current_app.view_functions:
+        return None
+    counts = alert_queries.open_summary()
+    return counts if any(counts.values()) else None
 
 
 def _render_block(template_name: str, block: str, context: dict[str, Any]) -> str:
