@@ -135,6 +135,22 @@ def test_incidents_open_first_and_operators_acknowledge_and_silence_them(app):
     assert call(app, "GET", "/api/v1/incidents/999999", "vic")[0] == 404
 
 
+def test_disabling_a_rule_resolves_its_open_incidents_saying_why(app):
+    status, rule = call(app, "POST", "/api/v1/alert-rules", "alice", RULE)
+    runner = AlertRunner(app.config["WEBUI_DATABASE"], app.config["WEBUI_SETTINGS"], clock=lambda: 1000.0)
+    with app.app_context():
+        FOUND[:] = [Finding("test_offline", "w1@a", "w1@a", "w1@a is offline")]
+        assert runner.run_pass().opened == 1
+    call(app, "PUT", f"/api/v1/alert-rules/{rule['id']}", "alice", {"enabled": False})
+    with app.app_context():
+        runner.clock = lambda: 1015.0
+        assert runner.run_pass().resolved == 1
+    incident = call(app, "GET", "/api/v1/incidents", "vic")[1]["incidents"][0]
+    assert incident["state"] == "resolved"
+    timeline = call(app, "GET", f"/api/v1/incidents/{incident['id']}", "vic")[1]["timeline"]
+    assert timeline[-1]["detail"] == "its rule was disabled or deleted"
+
+
 def test_rules_from_the_rules_file_are_read_only_here(app, tmp_path):
     path = tmp_path / "rules.toml"
     path.write_text('[[rule]]\nname = "From Git"\ndetector = "test_offline"\nseverity = "critical"\n')

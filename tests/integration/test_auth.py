@@ -10,6 +10,7 @@ import sys
 
 import pytest
 import requests
+from werkzeug.routing import IntegerConverter
 
 from tests.support.processes import REPO_ROOT, child_env
 from webui.app import create_app
@@ -66,7 +67,9 @@ def get_routes() -> list[str]:
     for rule in app.url_map.iter_rules():
         if "GET" not in rule.methods or rule.endpoint in ("static", "live.socket"):  # the socket: its own test
             continue
-        values = {name: "csv" if name == "fmt" else "x" for name in rule.arguments}
+        # A number where the route takes one: "x" would not match the route at all (404 before any gate).
+        numeric = {name for name, conv in rule._converters.items() if isinstance(conv, IntegerConverter)}
+        values = {name: "csv" if name == "fmt" else "1" if name in numeric else "x" for name in rule.arguments}
         paths.append(re.sub(r"<(?:[^:>]+:)?([^>]+)>", lambda m, v=values: v[m.group(1)], rule.rule))
     return paths
 

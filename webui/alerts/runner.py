@@ -81,8 +81,22 @@ class AlertRunner:
                 continue
             report.rules += 1
             self._apply(rule, findings, _muted(rule.name, windows), now, report)
+        self._close_orphans({r.id for r in rules}, now, report)
         self.last_report = report
         return report
+
+    def _close_orphans(self, enabled: set[int], now: float, report: PassReport) -> None:
+        """Incidents of a rule that was disabled or deleted: nothing watches them any more, so they resolve,
+        quietly, saying why (an incident left open forever would be a lie on the incidents page)."""
+        with self.db.atomic():
+            query = AlertIncident.select(AlertIncident.id).where(AlertIncident.state == "open")
+            if enabled:
+                query = query.where(AlertIncident.rule_id.not_in(list(enabled)))
+            for incident in query:
+                AlertIncident.update(state="resolved", resolved_at=now).where(
+                    AlertIncident.id == incident.id).execute()
+                _event(incident.id, now, "resolved", None, "its rule was disabled or deleted")
+                report.resolved += 1
 
     # -- detection -------------------------------------------------------------------------------------
     def _findings(self, rule: AlertRule, context: DetectContext, cache: dict[str, list[Finding] | None],

@@ -8,13 +8,13 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify
 
 from webui import audit
-from webui.alerts import actions, queries
+from webui.alerts import actions, editing, queries
 from webui.alerts.rules import RuleError, RuleSpec, save, spec_of
 from webui.api import params
 from webui.api.errors import ApiError
 from webui.auth.access import requires
 from webui.detect.registry import all_detectors
-from webui.store.models import AlertIncidentEvent, AlertNotification, AlertPending, AlertRule
+from webui.store.models import AlertIncidentEvent, AlertNotification, AlertRule
 
 bp = Blueprint("api_v1_alerts", __name__, url_prefix="/api/v1")
 
@@ -118,8 +118,7 @@ def update_rule(rule_id: int) -> Response:
 @requires("admin")
 def delete_rule(rule_id: int) -> Response:
     row = _editable(rule_id)
-    AlertPending.delete().where(AlertPending.rule_id == rule_id).execute()
-    row.delete_instance()
+    editing.delete_rule(row)
     audit.record("alert_rule.delete", row.name)
     return jsonify({"message": f"Deleted rule {row.name!r}; its incidents are kept."})
 
