@@ -1,4 +1,4 @@
-"""The `webui` command: `serve` (default), `collect`, `migrate` and `settings`."""
+"""The `webui` command: `serve` (default), `collect`, `migrate`, `prune` and `settings`."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ COMMANDS = {
     "serve": "run the web UI, and the collector inside it (default)",
     "collect": "run only the event collector, in the foreground",
     "migrate": "create or upgrade the database schema, then exit",
+    "prune": "delete what the retention settings no longer keep, print how many rows went, then exit",
     "settings": "print the effective settings and where each came from",
     "hash-password": "print a password hash for --basic-auth USER:HASH (reads the password, never echoes it)",
 }
@@ -46,11 +47,17 @@ def main(argv: Sequence[str] | None = None, celery_app: Celery | None = None, pr
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, and usage errors (argparse already printed them)
         return exc.code if isinstance(exc.code, int) else 2
-    cli_values = {name: value for name, value in vars(args).items() if name != "command"}
+    cli_values = {name: value for name, value in vars(args).items() if name not in ("command", "dry_run")}
+    runner = RUNNERS[args.command]
+    if getattr(args, "dry_run", False):
+        if args.command != "prune":
+            print(f"{prog}: error: --dry-run is an option of prune only", file=sys.stderr)
+            return 2
+        runner = prune_dry_run
     try:
         settings = load_settings(cli_values)
         configure_logging(settings.log_level)
-        return RUNNERS[args.command](settings, celery_app)
+        return runner(settings, celery_app)
     except SettingsError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
@@ -75,6 +82,8 @@ def build_parser(prog: str = "webui") -> argparse.ArgumentParser:
     commands = "; ".join(f"{name}: {text}" for name, text in COMMANDS.items())
     parser.add_argument("command", nargs="?", default="serve", choices=list(COMMANDS), help=commands)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--dry-run", action="store_true", default=argparse.SUPPRESS,
+                        help="with prune: count what would be deleted, delete nothing")
     for group in GROUPS:
         options = parser.add_argument_group(f"{group} settings")
         for setting in SETTINGS:
@@ -168,6 +177,38 @@ def migrate(settings: Settings, celery_app: Celery | None) -> int:
     return 0
 
 
+def prune(settings: Settings, celery_app: Celery | None, dry_run: bool = False) -> int:
+    """Run the collector's pruning once, to completion, in the same batches; print what went."""
+    import time
+
+    from peewee import PeeweeException
+
+    from webui.store import retention
+    from webui.store.database import open_database
+
+    if _migrate(settings) is None:
+        return 1
+    db = open_database(settings.database)
+    policy = retention.Retention.from_settings(settings)
+    try:
+        with db.connection_context():
+            outcome = (retention.count if dry_run else retention.prune)(db, policy, time.time())
+    except PeeweeException as exc:
+        _database_failure(settings, exc)
+        return 1
+    finally:
+        getattr(db, "close_all", db.close)()
+    verb = "would delete" if dry_run else "deleted"
+    for label, counts in outcome.steps:
+        print(f"{label}: {verb} {retention.describe(counts)}")
+    print(f"{verb} {outcome.total:,} rows in all{' (dry run: nothing was deleted)' if dry_run else ''}")
+    return 0
+
+
+def prune_dry_run(settings: Settings, celery_app: Celery | None) -> int:
+    return prune(settings, celery_app, dry_run=True)
+
+
 def show_settings(settings: Settings, celery_app: Celery | None) -> int:
     from webui.celery_app import safe_broker_url
 
@@ -185,6 +226,7 @@ RUNNERS: dict[str, Callable[[Settings, Celery | None], int]] = {
     "hash-password": hash_password,
     "collect": collect,
     "migrate": migrate,
+    "prune": prune,
     "settings": show_settings,
 }
 

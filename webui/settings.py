@@ -112,7 +112,8 @@ AUTH = "authentication"
 METRICS = "metrics"
 BEAT = "beat"
 ALERTS = "alerts"
-GROUPS = (CONNECTION, SERVER, AUTH, COLLECTOR, BEAT, ALERTS, METRICS, SENSITIVE)
+RETENTION = "retention"
+GROUPS = (CONNECTION, SERVER, AUTH, COLLECTOR, RETENTION, BEAT, ALERTS, METRICS, SENSITIVE)
 ROLE_NAMES = ("viewer", "operator", "admin")
 
 
@@ -310,6 +311,25 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("no_task_events_warning", "float", 60.0,
             "Seconds workers may be online without sending task events before the UI warns.",
             COLLECTOR, min=1),
+    # retention (webui/store/retention.py)
+    Setting("retention_days", "int", 30,
+            "Days finished tasks (SUCCESS, REVOKED, REJECTED, CANCELLED) are kept after their last event; 0: "
+            "forever. Unfinished tasks are never pruned.", RETENTION, min=0),
+    Setting("failed_retention_days", "int", 90,
+            "Days FAILURE and LOST tasks are kept after their last event, and resolved alert incidents and sent "
+            "notifications; 0: forever.", RETENTION, min=0),
+    Setting("event_retention_days", "int", 7,
+            "Days the event log of a finished task is kept (its task row keeps the summary); 0: as long as the "
+            "task.", RETENTION, min=0),
+    Setting("rollup_retention_days", "int", 400,
+            "Days per-minute rollups (the overview's counts), worker transitions and collector gaps are kept; 0: "
+            "forever.", RETENTION, min=0),
+    Setting("audit_retention_days", "int", 400, "Days audit log entries are kept; 0: forever.", RETENTION,
+            min=0),
+    Setting("prune_interval", "float", 300.0,
+            "Seconds between the leading collector's pruning passes.", RETENTION, min=1),
+    Setting("prune_batch", "int", 2000, "Rows deleted per pruning transaction.", RETENTION, min=10,
+            max=20_000),
     # beat monitoring (webui/beat/)
     Setting("beat_interval", "float", 10.0,
             "Seconds between the beat watcher's reads of the schedules and its matching of new fires.", BEAT,
@@ -435,6 +455,13 @@ class Settings:
     inspect_interval: float
     queue_sample_interval: float
     no_task_events_warning: float
+    retention_days: int
+    failed_retention_days: int
+    event_retention_days: int
+    rollup_retention_days: int
+    audit_retention_days: int
+    prune_interval: float
+    prune_batch: int
     beat_interval: float
     beat_schedule_file: str | None
     beat_redbeat_url: str | None

@@ -169,6 +169,25 @@ def test_an_unreachable_database_exits_1_without_showing_its_password(
     assert "hunter2" not in err
 
 
+# -- webui prune ------------------------------------------------------------------------------------
+
+
+def test_prune_migrates_then_prints_each_step_and_the_total(capsys: pytest.CaptureFixture[str],
+                                                             tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path}/webui.sqlite3"
+
+    assert main(["prune", "--database", database, "--log-level", "warning"]) == 0
+    out = capsys.readouterr().out
+
+    assert "SUCCESS tasks last heard of before" in out and "FAILURE tasks last heard of before" in out
+    assert out.endswith("deleted 0 rows in all\n")
+
+
+def test_dry_run_is_an_option_of_prune_only(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["migrate", "--dry-run"]) == 2
+    assert "--dry-run is an option of prune only" in capsys.readouterr().err
+
+
 # -- celery … webui ---------------------------------------------------------------------------------
 
 

@@ -7,8 +7,9 @@ thread calls these (one writer per database), which is what makes writer-assigne
 from __future__ import annotations
 
 import json
+import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import fields
 from operator import attrgetter
 from typing import Any
@@ -33,16 +34,28 @@ _LOAD_CHUNK = 500
 
 
 class TaskCache:
-    """Recently touched task states by uuid, so most merges need no read (bounded: memory stays flat)."""
+    """Recently touched task states by uuid, so most merges need no read (bounded: memory stays flat).
 
-    def __init__(self, capacity: int = 20_000) -> None:
+    A state whose last event arrived more than `max_age` seconds ago is read again from the database instead:
+    retention (webui.store.retention) may have deleted its row since, and a late event must then make a new
+    row rather than update one that is gone. Finished tasks are kept at least a day, so an hour is safe.
+    """
+
+    def __init__(self, capacity: int = 20_000, max_age: float = 3600.0,
+                 clock: Callable[[], float] = time.time) -> None:
         self.capacity = capacity
+        self.max_age = max_age
+        self.clock = clock
         self._states: OrderedDict[str, TaskState] = OrderedDict()
 
     def get(self, uuid: str) -> TaskState | None:
         state = self._states.get(uuid)
-        if state is not None:
-            self._states.move_to_end(uuid)
+        if state is None:
+            return None
+        if state.updated_at is not None and state.updated_at < self.clock() - self.max_age:
+            del self._states[uuid]
+            return None
+        self._states.move_to_end(uuid)
         return state
 
     def put(self, state: TaskState) -> None:

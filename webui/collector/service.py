@@ -35,6 +35,7 @@ from webui.collector.writer import GAP_BROKER, GAP_COLLECTOR_DOWN, CollectorStat
 from webui.detect import lost_marker
 from webui.privacy import SETTING_NAMES, Redactor
 from webui.settings import mask_url_password
+from webui.store import retention
 from webui.store.database import bind_models, open_database
 
 log = logging.getLogger(__name__)
@@ -195,6 +196,7 @@ class Collector:
         helpers.append(threading.Thread(target=self._lost_marker_loop, args=(writer,), name="webui-lost-marker",
                                         daemon=True))
         helpers.append(threading.Thread(target=self._alert_loop, args=(writer,), name="webui-alerts", daemon=True))
+        helpers.append(threading.Thread(target=self._prune_loop, args=(writer,), name="webui-pruner", daemon=True))
         for helper in helpers:
             helper.start()
         return helpers
@@ -211,6 +213,10 @@ class Collector:
         """Store each queue's depth every `queue_sample_interval` (webui.collector.queue_sampler)."""
         queue_sampler.sample_loop(self.app, self.db, writer, interval=self.settings.queue_sample_interval,
                                   stop=self._stop, connected=lambda: self.stats.connected)
+
+    def _prune_loop(self, writer: Writer) -> None:
+        """Delete what the retention settings no longer keep, every `prune_interval` (webui.store.retention)."""
+        retention.prune_loop(self.db, self.settings, stop=self._stop, alive=writer.is_alive)
 
     def _beat_watch_loop(self, writer: Writer) -> None:
         """Read beat schedules and match their fires every `beat_interval` (webui.beat.watcher)."""

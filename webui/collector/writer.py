@@ -97,7 +97,7 @@ class Writer(threading.Thread):
         self._stopping = threading.Event()
         self._enqueued = 0  # written by producers only
         self._dequeued = 0  # written by this thread only
-        self._cache = TaskCache()
+        self._cache = TaskCache(clock=clock)
         self._workers: dict[str, workers.WorkerState] = {}
         self._next_id = 1
         self._open_gaps: dict[str, int] = {}

@@ -2,12 +2,13 @@
 
 What each total sums (docs/metrics.md says the same to users):
 - received … rejected and the runtime histogram: every `task_minute` rollup row, i.e. the stream's task events
-  (webui.collector.rollups), exact. Retention must fold rows it drops into a per-name row, or the totals fall
-  and Prometheus sees a counter reset.
+  (webui.collector.rollups), exact. Retention folds the minutes it prunes into each name's row at minute 0.
 - sent and the queue-wait histogram: task rows, by id (no rollup counts `task-sent`). One per task with a
   `sent_at`; a task's wait is `started_at - sent_at` (or `- received_at` without a sent event).
 - failed by exception class: task rows with a `failed_at` (the `task_failed_at` partial index), one per
   failed task, by the class at the start of its exception text.
+- what retention pruned from those task rows: `task_total` (`fold_tasks` says what a row adds), read in the same
+  statement as the oldest rows, so a prune committing between two reads can't count a row twice or miss it.
 
 Rows below a moving boundary are summed once per process and kept (`_Settled`); each scrape then reads only the
 rows above it. The boundary trails far enough behind that rows under it no longer change: 2 days of rollup
@@ -22,15 +23,15 @@ import bisect
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from peewee import fn
+from peewee import SQL, fn
 
 from webui.collector.rollups import BUCKET_COLUMNS, COUNT_COLUMNS
 from webui.store import queue_queries
-from webui.store.models import CollectorGap, CollectorStatus, Task, TaskMinute, Worker
+from webui.store.models import CollectorGap, CollectorStatus, Task, TaskMinute, TaskTotal, Worker
 
 DAY = 86_400.0
 ROLLUP_SETTLE = 2 * DAY
@@ -39,6 +40,8 @@ TASK_SETTLE = 300.0
 QUEUE_WINDOW = 900.0  # a queue sampled in the last 15 minutes has a length series
 EXCEPTION_MAX = 128
 _EXCEPTION_CLASS = re.compile(r"\s*([A-Za-z_][\w.]*)")
+_NULL = SQL("NULL")
+OVERFLOW = "+Inf"  # the label of the wait bucket above every bound, in `task_total`
 
 K = TypeVar("K")
 Sums = dict[Any, list[float]]
@@ -105,15 +108,50 @@ def exception_class(text: str | None) -> str:
 
 
 def _read_failures(lo: float | None, hi: float | None) -> Sums:
-    query: Any = Task.select(Task.name, Task.exception).where(Task.failed_at.is_null(False))
+    query: Any = Task.select(Task.name, Task.exception, _NULL).where(Task.failed_at.is_null(False))
     if lo is not None:
         query = query.where(Task.failed_at >= lo)
     if hi is not None:
         query = query.where(Task.failed_at < hi)
+    if lo is None:  # the oldest rows, with those retention pruned
+        query = query.union_all(TaskTotal.select(TaskTotal.name, TaskTotal.label, TaskTotal.value)
+                                .where(TaskTotal.metric == "failed"))
     sums: Sums = {}
-    for name, exception in query.tuples().iterator():
-        _add(sums, {(name or "", exception_class(exception)): [1.0]})
+    for name, exception, folded in query.tuples().iterator():
+        if folded is None:
+            _add(sums, {(name or "", exception_class(exception)): [1.0]})
+        else:
+            _add(sums, {(name, exception): [float(folded)]})
     return sums
+
+
+def _wait_bucket(wait_bounds: Sequence[float], queued_at: float | None, started_at: float | None) -> int | None:
+    """The wait histogram's bucket a task falls in (len(wait_bounds): above them all); None: it has no wait."""
+    if started_at is None or queued_at is None:
+        return None
+    return bisect.bisect_left(wait_bounds, max(0.0, started_at - queued_at))
+
+
+def fold_tasks(rows: Iterable[tuple[Any, ...]], wait_bounds: Sequence[float]) -> dict[tuple[str, str, str], float]:
+    """What task rows (name, sent_at, received_at, started_at, failed_at, exception) add to the totals, as
+    `task_total` values by (name, metric, label): retention adds them there when it deletes the rows."""
+    folded: dict[tuple[str, str, str], float] = {}
+
+    def add(key: tuple[str, str, str], value: float) -> None:
+        folded[key] = folded.get(key, 0.0) + value
+
+    for name, sent_at, received_at, started_at, failed_at, exception in rows:
+        name = name or ""
+        if sent_at is not None:
+            add((name, "sent", ""), 1)
+        queued_at = sent_at if sent_at is not None else received_at
+        bucket = _wait_bucket(wait_bounds, queued_at, started_at)
+        if bucket is not None:
+            add((name, "wait", repr(float(wait_bounds[bucket])) if bucket < len(wait_bounds) else OVERFLOW), 1)
+            add((name, "wait_sum", ""), max(0.0, started_at - queued_at))
+        if failed_at is not None:
+            add((name, "failed", exception_class(exception)), 1)
+    return folded
 
 
 def _task_reader(wait_bounds: Sequence[float]) -> Callable[[int | None, int | None], Sums]:
@@ -121,26 +159,45 @@ def _task_reader(wait_bounds: Sequence[float]) -> Callable[[int | None, int | No
     width = len(wait_bounds) + 1
 
     def read(lo: int | None, hi: int | None) -> Sums:
-        query: Any = Task.select(Task.name, Task.sent_at, Task.received_at, Task.started_at)
+        query: Any = Task.select(Task.name, Task.sent_at, Task.received_at, Task.started_at, _NULL, _NULL, _NULL)
         if lo is not None:
             query = query.where(Task.id >= lo)
         if hi is not None:
             query = query.where(Task.id < hi)
+        if lo is None:  # the oldest rows, with those retention pruned
+            query = query.union_all(TaskTotal.select(TaskTotal.name, _NULL, _NULL, _NULL, TaskTotal.metric,
+                                                     TaskTotal.label, TaskTotal.value)
+                                    .where(TaskTotal.metric != "failed"))
         sums: Sums = {}
-        for name, sent_at, received_at, started_at in query.tuples().iterator():
+        for name, sent_at, received_at, started_at, metric, label, value in query.tuples().iterator():
             row = sums.get(name or "")
             if row is None:
                 row = sums[name or ""] = [0.0] * (width + 2)
+            if metric is not None:
+                _add_folded(row, metric, label, float(value), wait_bounds)
+                continue
             if sent_at is not None:
                 row[0] += 1
             queued_at = sent_at if sent_at is not None else received_at
-            if started_at is not None and queued_at is not None:
-                wait = max(0.0, started_at - queued_at)
-                row[1 + bisect.bisect_left(wait_bounds, wait)] += 1
-                row[-1] += wait
+            bucket = _wait_bucket(wait_bounds, queued_at, started_at)
+            if bucket is not None:
+                row[1 + bucket] += 1
+                row[-1] += max(0.0, started_at - queued_at)
         return sums
 
     return read
+
+
+def _add_folded(row: list[float], metric: str, label: str, value: float, wait_bounds: Sequence[float]) -> None:
+    """A `task_total` value into a reader's row. A bucket folded under other `metrics_wait_buckets` goes to the
+    first bound at or above its own: no observation is counted under a bound it may exceed."""
+    if metric == "sent":
+        row[0] += value
+    elif metric == "wait_sum":
+        row[-1] += value
+    elif metric == "wait":
+        bucket = len(wait_bounds) if label == OVERFLOW else bisect.bisect_left(wait_bounds, float(label))
+        row[1 + bucket] += value
 
 
 def _task_boundary(now: float) -> int | None:

@@ -70,7 +70,7 @@ class Task(BaseModel):
     executions = IntegerField(default=0)
     event_count = IntegerField(default=0)
     detail = TextField(null=True)  # JSON: terminated, signum, expired, requeue, duplicate_starts, lost_*
-    updated_at = DoubleField()
+    updated_at = DoubleField()  # the last event's arrival; indexed with state for retention (migration 0012)
 
 
 class TaskEvent(BaseModel):
@@ -189,6 +189,7 @@ class TaskMinute(BaseModel):
     """Per minute and task name, the stream's task events and a runtime histogram (webui.collector.rollups).
 
     `minute`: epoch seconds of the minute's start, by the events' own timestamps; `name` "" when not known yet.
+    Minute 0 holds, per name, the sums of the minutes retention pruned (webui.store.retention), for /metrics.
     Columns `rt_b00`…`rt_b16` count successful runtimes per bucket of `rollups.RUNTIME_BOUNDS` (added below).
     """
 
@@ -210,6 +211,22 @@ class TaskMinute(BaseModel):
 
 for _bucket in ROLLUP_BUCKET_COLUMNS:
     TaskMinute._meta.add_field(_bucket, IntegerField(default=0))
+
+
+class TaskTotal(BaseModel):
+    """What pruned task rows had added to /metrics (migration 0012; webui.store.retention folds them in).
+
+    `metric`: sent, wait (`label`: a queue-wait bucket's upper bound, "+Inf" last), wait_sum, or failed (`label`:
+    the exception class). Pruned rollup minutes are folded into each name's `task_minute` row at minute 0.
+    """
+
+    name = CharField(max_length=255)
+    metric = CharField(max_length=16)
+    label = CharField(max_length=160)
+    value = DoubleField()
+
+    class Meta:
+        primary_key = CompositeKey("name", "metric", "label")
 
 
 class ApiToken(BaseModel):

@@ -53,6 +53,7 @@ def detail(task_id: str) -> tuple[str, int] | str:
         attempts=attempts,
         timeline=list(zip(attempts, task_queries.place_gaps(attempts, gaps), strict=True)),
         event_count=len(events),
+        pruned_events=max(task.event_count - len(events), 0),  # older events deleted by retention
         origin=min((e.timestamp for e in events if e.timestamp is not None), default=None),
         gaps=gaps,
         workflow=task_queries.workflow(task),
