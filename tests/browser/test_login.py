@@ -47,7 +47,8 @@ def test_an_admin_logs_in_creates_a_token_and_reads_the_audit_log(page, login_se
     assert page.locator("#new-token-value").inner_text().startswith("cwu_")
     screenshot(page, f"admin-tokens-{color_scheme}")
     page.click("text=Audit log")
-    assert page.locator("text=token-create").count() >= 1
+    page.wait_for_url("**/admin/audit")
+    page.locator("text=token-create").first.wait_for(timeout=10000)
     screenshot(page, f"admin-audit-{color_scheme}")
     page.click("button.logout")
     page.wait_for_url("**/login")
