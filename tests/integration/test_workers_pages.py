@@ -22,13 +22,14 @@ def inspection(store, hostname: str) -> dict | None:
 
 def test_the_collector_stores_the_workers_inspection(worker, database_url, store):
     with running_collector(worker.app, database_url, inspect_interval=5):
-        data = wait_for(lambda: inspection(store, worker.hostname), timeout=20,
-                        message="the worker's inspection was never stored")
+        # Each command's reply is merged in as it comes: a slow one (under load) arrives in a later round.
+        commands = {"stats", "active_queues", "registered", "active", "reserved", "scheduled", "revoked", "conf"}
+        data = wait_for(lambda: (d := inspection(store, worker.hostname)) and commands <= set(d) and d,
+                        timeout=30, message="the worker's inspection was never stored whole")
 
     assert data["stats"]["pool"]["max-concurrency"] == 2
     assert "celery" in [q["name"] for q in data["active_queues"]]
     assert "tests.celeryapp.add" in data["registered"]
-    assert {"active", "reserved", "scheduled", "revoked", "conf"} <= set(data)
     assert not any(h.startswith("celerybeat@") for h in [r["hostname"] for r in store.rows(
         "SELECT hostname FROM worker_inspection")])
 
