@@ -128,7 +128,7 @@ def test_probes_answer_uptime_monitors_with_json_reasons(worker, database_url, r
 
     beat = server.get("/health/beat")
     assert beat.status == 503 and beat.json()["status"] == "unknown"
-    assert "not configured" in beat.json()["reason"]
+    assert beat.json()["status"] == "unknown" and "no beat schedule is watched" in beat.json()["reason"]
 
 
 @SQLITE_ONLY

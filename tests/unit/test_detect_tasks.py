@@ -81,10 +81,11 @@ def redis_app(visibility_timeout: float = 3.0) -> Celery:
     app = Celery("dup", broker="redis://127.0.0.1:1/0", set_as_current=False)
     app.conf.broker_transport_options = {"visibility_timeout": visibility_timeout}
 
-    @app.task(name="app.sleep", acks_late=True)
+    # Not lazy: registered now, whatever finalizing the app later does with other modules' shared tasks.
+    @app.task(name="app.sleep", acks_late=True, lazy=False)
     def sleep() -> None: ...
 
-    @app.task(name="app.quick")
+    @app.task(name="app.quick", lazy=False)
     def quick() -> None: ...
 
     return app

@@ -53,7 +53,8 @@ def task_acks(app: Any, name: str | None) -> TaskAcks:
     try:
         task = app.tasks.get(name)
     except Exception:  # noqa: BLE001 - finalizing the app imports the user's modules, which may fail
-        return TaskAcks(None, None)
+        # Tasks made before finalizing failed are still in the registry itself.
+        task = getattr(app, "_tasks", {}).get(name)
     if task is None:
         return TaskAcks(None, None)
     return TaskAcks(bool(task.acks_late), bool(getattr(task, "reject_on_worker_lost", False)))
