@@ -133,6 +133,13 @@ def celery_worker(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
     from tests import celeryapp
 
     broker_url = with_path(redis_url, str(WORKER_DB))
+    # An earlier session's leftovers (ETA tasks restored at its worker's shutdown, unacked messages) would be
+    # run by this session's worker and hold its two pool slots while a test waits for its own task.
+    client = redis.Redis.from_url(broker_url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
     log_path = tmp_path_factory.mktemp("worker") / "worker.log"
     worker = CeleryWorker(celeryapp.configure(broker_url), broker_url, log_path)
     try:

@@ -145,7 +145,7 @@ def test_apply_waits_for_the_result_and_the_backend_answers_results(api):
 
 def test_viewers_read_operators_control_tasks_admins_control_workers(api, worker):
     inspected(api, worker.hostname)
-    job = tasks.sleep.apply_async((30,), countdown=60)  # never runs: revoked first
+    job = tasks.sleep.apply_async((30,), countdown=60, expires=120)  # never runs: revoked first
     viewer, operator, admin = api, api.as_("oscar"), api.as_("alice")
     for path in (f"/api/task/revoke/{job.id}", "/api/task/rate-limit/tests.celeryapp.echo",
                  "/api/task/send-task/tests.celeryapp.add"):

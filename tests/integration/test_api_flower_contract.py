@@ -155,7 +155,7 @@ def servers(webui_base: str, flower_base: str, contract_worker: CeleryWorker) ->
 def sent(servers: dict[str, FlowerApi]) -> Iterator[Sent]:
     """Tasks sent once both servers listen, and seen by both in their final states before any check."""
     added, failed = tasks.add.delay(2, 3), tasks.fail.delay("boom")
-    scheduled = tasks.sleep.apply_async((30,), countdown=3600)
+    scheduled = tasks.sleep.apply_async((30,), countdown=3600, expires=3660)
     try:
         for api in servers.values():
             for task_id, state in ((added.id, "SUCCESS"), (failed.id, "FAILURE"), (scheduled.id, "RECEIVED")):
@@ -263,7 +263,7 @@ def test_async_apply_then_the_result_from_the_backend(api, sent):
 
 
 def test_revoke_rate_limit_and_timeout_answer_a_message(api, contract_worker):
-    job = tasks.sleep.apply_async((30,), countdown=3600)
+    job = tasks.sleep.apply_async((30,), countdown=3600, expires=3660)
     try:
         revoked = api.post(f"/api/task/revoke/{job.id}")
         assert revoked.status_code == 200 and revoked.json() == {"message": f"Revoked '{job.id}'"}
