@@ -177,3 +177,34 @@ def test_an_export_walks_every_match(db, rows):
     uuids = [t.uuid for t in task_list.iter_all(db, f, chunk=100)]
 
     assert uuids == expected(rows, f)
+
+
+@pytest.mark.parametrize("args", FILTERS, ids=[repr(f) for f in FILTERS])
+def test_a_count_is_exactly_what_a_full_scan_would_find_below_the_cap(db, rows, args):
+    f = parse(MultiDict(args), NOW)
+
+    counted = task_list.count_matching(db, f, cap=5000, budget=10.0)
+
+    assert (counted.count, counted.exact, counted.capped) == (len(expected(rows, f)), True, False)
+    assert counted.label == f"{counted.count:,}"
+
+
+@pytest.mark.parametrize("args", [{}, {"state": ["SUCCESS"]}, {"q": "user-"}, {"from": [str(NOW - 20000)]}])
+def test_a_count_over_the_cap_says_so(db, rows, args):
+    f = parse(MultiDict(args), NOW)
+    assert len(expected(rows, f)) > 1000
+
+    counted = task_list.count_matching(db, f, cap=1000, budget=10.0)
+
+    assert (counted.count, counted.exact, counted.capped, counted.label) == (1000, False, True, "1,000+")
+
+
+def test_a_count_out_of_time_is_a_lower_bound_and_says_so(db, rows):
+    f = parse(MultiDict({"q": "user-7'"}), NOW)
+
+    counted = task_list.count_matching(db, f, cap=5000, budget=0.0)  # stops after the first chunk
+
+    found_in_first_chunk = sum(1 for r in rows[-task_list.CHUNKS[0]:] if matches(r, f))
+    assert (counted.count, counted.exact, counted.capped) == (found_in_first_chunk, False, False)
+    assert counted.label == f"at least {found_in_first_chunk:,}"
+    assert len(expected(rows, f)) > found_in_first_chunk

@@ -59,6 +59,22 @@ def test_filters_and_search_narrow_the_list_to_what_they_say(server):
     assert ok.id in listed(server, range="15m", time_field="finished")
 
 
+def test_the_page_loads_how_many_tasks_match(server):
+    marker = f"counted-{uuidlib.uuid4().hex[:8]}"
+    results = [tasks.fail.delay(f"{marker} {i}") for i in range(3)]
+    for result in results:
+        wait_listed(server, result.id, q=marker)
+
+    page = server.get(f"/tasks?q={marker}").body
+    assert f'hx-get="/tasks/count?q={marker}"' in page
+    fragment = server.get(f"/tasks/count?q={marker}").body
+    assert "3 tasks match" in fragment and 'data-exact="true"' in fragment
+    assert "1 task matches" in server.get(f"/tasks/count?q={marker}+0").body
+    api = json.loads(server.get(f"/api/v1/tasks/count?q={marker}&state=FAILURE").body)
+    assert api == {"count": 3, "exact": True, "capped": False, "label": "3"}
+    assert json.loads(server.get("/api/v1/tasks/count?q=nothing-has-this-text").body)["count"] == 0
+
+
 def test_pages_follow_one_another_without_gaps_or_repeats(server):
     sent = [tasks.add.delay(i, i) for i in range(7)]
     for result in sent:
@@ -138,3 +154,5 @@ def test_a_bad_parameter_is_a_400_with_its_reason_on_every_route(server, query, 
     export = server.get(f"/tasks/export.csv?{query}")
     assert export.status == 400 and html.unescape(message) in export.body
     assert server.get(f"/tasks/new?newest=1&{query}").status == 400
+    assert server.get(f"/tasks/count?{query}").status == 400
+    assert server.get(f"/api/v1/tasks/count?{query}").status == 400

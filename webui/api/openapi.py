@@ -281,6 +281,9 @@ def _v1_paths() -> dict[str, Any]:
         "/api/v1/tasks": v1("Tasks with the page's filters, keyset-paged", _obj(
             {"tasks": array(_ref("FlowerTask")), "next_cursor": STR, "partial": {"type": "boolean"}}),
             parameters=FILTERS, errors=(400,)),
+        "/api/v1/tasks/count": v1("How many tasks the filters match, counted up to 10,000 in bounded time", _obj(
+            {"count": {"type": "integer"}, "exact": {"type": "boolean"}, "capped": {"type": "boolean"},
+             "label": {"type": "string"}}), parameters=FILTERS, errors=(400,)),
         "/api/v1/tasks/{task_id}": v1("One task", _ref("FlowerTask"), parameters=[_path("task_id")],
                                       errors=(404,)),
         "/api/v1/tasks/{task_id}/events": v1("A task's events and the gaps during its life", _obj(

@@ -39,6 +39,19 @@ def tasks() -> Response:
                     "partial": page.partial})
 
 
+@bp.get("/tasks/count")
+def tasks_count() -> Response:
+    """How many tasks the filter matches, counted up to 10,000 within a time budget: `exact` false means "at
+    least `count`", `capped` true means "more than `count`"; `label` says it the way the page does."""
+    try:
+        flt = parse(request.args, time.time())
+    except FilterError as exc:
+        raise ApiError(400, str(exc)) from None
+    counted = task_list.count_matching(current_app.config["WEBUI_DATABASE"], flt)
+    return jsonify({"count": counted.count, "exact": counted.exact, "capped": counted.capped,
+                    "label": counted.label})
+
+
 @bp.get("/tasks/<task_id>")
 def task(task_id: str) -> Response:
     found = _task(task_id)

@@ -272,3 +272,72 @@ def _nearest(plan: _Plan, cursors: list[Cursor]) -> Cursor:
 
 def _furthest(plan: _Plan, cursors: list[Cursor]) -> Cursor:
     return heapq.nlargest(1, cursors, key=lambda c: _order_key(plan, c))[0]
+
+
+# -- how many match -------------------------------------------------------------------------------------
+
+COUNT_CAP = 10_000  # beyond this a count says "10,000+": nobody reads further, and counting further costs
+COUNT_BUDGET = 0.15  # seconds of queries for one count
+
+
+@dataclass(frozen=True)
+class TaskCount:
+    """How many tasks a filter matches, as far as it was counted."""
+
+    count: int
+    exact: bool  # True: exactly `count`; False: at least `count`
+    capped: bool  # True: more than COUNT_CAP match (`count` is the cap)
+
+    @property
+    def label(self) -> str:
+        """"1,234", "10,000+" or "at least 2,345": what the page and the API say."""
+        if self.capped:
+            return f"{self.count:,}+"
+        return f"{self.count:,}" if self.exact else f"at least {self.count:,}"
+
+
+def count_matching(db: Database, flt: TaskFilter, *, cap: int = COUNT_CAP, budget: float = COUNT_BUDGET,
+                   clock=time.monotonic) -> TaskCount:
+    """How many tasks match `flt` (its cursor ignored), counted up to `cap` along the same driving index as the
+    list, in chunks, within `budget`: exact, "cap+" or, when the budget runs out first, "at least"."""
+    plan = _plan(db, replace(flt, cursor=None))
+    if not plan.residual:
+        condition, params = plan.driving()
+        return _bounded(db, f"SELECT 1 FROM {plan.table()} WHERE {condition}", params, cap)
+    if _only_received_range(flt):
+        return _bounded(db, f"SELECT 1 FROM task INDEXED BY task_received_at WHERE {plan.residual}"
+                        if is_sqlite(db) else f"SELECT 1 FROM task WHERE {plan.residual}",
+                        plan.residual_params, cap)
+    started, total, position = clock(), 0, None
+    condition, params = plan.driving()
+    for size in itertools.chain(CHUNKS, itertools.repeat(CHUNKS[-1])):
+        end, scanned = _chunk_end(plan, position, size)
+        if end is None:
+            return TaskCount(total, True, False)
+        after, after_params = plan.beyond(position)
+        until, until_params = plan.until(end)
+        sql = f"SELECT COUNT(*) FROM {plan.table()} WHERE {condition}{after}{until} AND {plan.residual}"
+        total += int(db.execute_sql(sql, [*params, *after_params, *until_params, *plan.residual_params])
+                     .fetchone()[0])
+        if total > cap:
+            return TaskCount(cap, False, True)
+        if scanned < size:
+            return TaskCount(total, True, False)
+        if clock() - started >= budget:
+            return TaskCount(total, False, False)
+        position = end
+    raise AssertionError("unreachable")
+
+
+def _bounded(db: Database, select: str, params: list[Any], cap: int) -> TaskCount:
+    """COUNT over at most cap + 1 rows of `select`: an index range, read no further than needed."""
+    n = int(db.execute_sql(f"SELECT COUNT(*) FROM ({select} LIMIT {db.param}) AS bounded",
+                           [*params, cap + 1]).fetchone()[0])
+    return TaskCount(min(n, cap), n <= cap, n > cap)
+
+
+def _only_received_range(flt: TaskFilter) -> bool:
+    """A filter of nothing but a received-time range: `task_received_at` serves it directly."""
+    others = (flt.states, flt.names, flt.workers, flt.queues, flt.search, flt.runtime_min is not None,
+              flt.runtime_max is not None, flt.by_runtime)
+    return flt.time_field == "received" and (flt.after is not None or flt.before is not None) and not any(others)

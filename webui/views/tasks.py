@@ -67,6 +67,15 @@ def new_tasks() -> tuple[str, int] | str:
                            more=count >= NEW_TASKS_SHOWN or not complete)
 
 
+@bp.get("/tasks/count")
+def count() -> tuple[str, int] | str:
+    """How many tasks the filter matches, bounded ("10,000+"): loaded after the page, so it never delays it."""
+    flt, problem = _parse()
+    if problem is not None:
+        return "", 400
+    return render_template("tasks/count.html", flt=flt, counted=task_list.count_matching(_database(), flt))
+
+
 @bp.get("/tasks/export.<any(csv, json):fmt>")
 def export(fmt: str) -> Response:
     """Every task the filter matches, streamed (a million rows never sit in memory)."""
