@@ -18,9 +18,15 @@ The contract pages build on
 - When the socket is down (or over the cap) live.js dispatches every topic every 10 s instead, and once on
   every reconnect, so a page never freezes silently; the top-bar pause button stops all dispatching.
 
-Why a poll: the collector may be another process or host, and the store is the only meeting point. Each
-marker is a MAX over a primary key or an indexed column, or a read of tiny tables, so one poll a second per
-process costs next to nothing however many pages are open; nothing is polled while no socket is open.
+How changes are noticed: the collector may be another process or host, and the store is the only meeting
+point, so the hub reads the store's change markers (`read_snapshot`). Each is a MAX over a primary key or an
+indexed column, or a read of tiny tables, so a look costs next to nothing however many pages are open.
+- PostgreSQL: the writer NOTIFYs in each batch's transaction that changed something, and the hub holds one
+  LISTEN connection (`webui.store.change_feed`), so it looks within milliseconds of a commit. It still polls
+  every `LISTENING_POLL_INTERVAL` seconds (changes made without a NOTIFY), and every `POLL_INTERVAL` while it
+  cannot listen.
+- SQLite (one host): a poll every `SQLITE_POLL_INTERVAL` seconds.
+Nothing is read, and no LISTEN connection is held, while no socket is open.
 """
 from __future__ import annotations
 
@@ -32,13 +38,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from webui.store.change_feed import Listener, has_change_feed
+
 log = logging.getLogger(__name__)
 
 TOPICS = ("tasks", "events", "workers", "overview", "queues")
 # Set when this server process is asked to stop (webui.serve hooks gunicorn's SIGTERM): every live socket then
 # closes with "going away", so a restart is not held up by open pages, and the pages reconnect to the new one.
 SHUTTING_DOWN = threading.Event()
-POLL_INTERVAL = 1.0  # seconds between looks at the store
+POLL_INTERVAL = 1.0  # seconds between looks at a PostgreSQL store while its change feed is down
+LISTENING_POLL_INTERVAL = 5.0  # seconds between looks while LISTENing: the feed wakes the hub at each commit
+SQLITE_POLL_INTERVAL = 0.25  # seconds: SQLite has no feed; the markers cost ~0.1 ms (docs/performance.md)
 SEND_INTERVAL = 1.0  # seconds: at most one message per socket this often
 QUEUES_EVERY = 10.0  # seconds of collector heartbeat between `queues` notices
 
@@ -152,14 +162,22 @@ class Subscription:
                 self._ready.wait(min(deadline - now, due if due is not None else math.inf))
 
 
-class LiveHub:
-    """Per-process: polls the store about once a second while any socket is subscribed, and fans out changes."""
+def poll_interval(db: Any) -> float:
+    """Seconds between looks at the store when nothing wakes the hub sooner."""
+    return POLL_INTERVAL if has_change_feed(db) else SQLITE_POLL_INTERVAL
 
-    def __init__(self, db: Any, max_sockets: int, *, interval: float = POLL_INTERVAL,
-                 read: Callable[[Any], Snapshot] = read_snapshot) -> None:
+
+class LiveHub:
+    """Per-process: while any socket is subscribed, reads the store's change markers when the change feed says
+    a batch committed (PostgreSQL) or at each poll, and fans out the topics that changed."""
+
+    def __init__(self, db: Any, max_sockets: int, *, interval: float | None = None,
+                 listening_interval: float = LISTENING_POLL_INTERVAL,
+                 read: Callable[[Any], Snapshot] = read_snapshot, listen: bool = True) -> None:
         self.db = db
         self.max_sockets = max_sockets
-        self.interval = interval
+        self.interval = interval if interval is not None else poll_interval(db)
+        self.listening_interval = listening_interval
         self._read = read
         self._subscribers: set[Subscription] = set()
         self._lock = threading.Lock()
@@ -167,6 +185,12 @@ class LiveHub:
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self._failing = False
+        self._listener = Listener.for_database(db, self._on_change, self._wanted) if listen else None
+
+    @property
+    def listening(self) -> bool:
+        """True while the change feed is up: the hub then hears of each commit, not only at its polls."""
+        return self._listener is not None and self._listener.listening.is_set()
 
     @property
     def socket_count(self) -> int:
@@ -183,7 +207,11 @@ class LiveHub:
             if self._thread is None:  # started lazily: after gunicorn's fork, in the process that serves
                 self._thread = threading.Thread(target=self._run, name="webui-live-hub", daemon=True)
                 self._thread.start()
+                if self._listener is not None:
+                    self._listener.start()
         self._wake.set()
+        if self._listener is not None:
+            self._listener.resume()
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
@@ -192,6 +220,15 @@ class LiveHub:
 
     def stop(self) -> None:
         self._stopped.set()
+        self._wake.set()
+        if self._listener is not None:
+            self._listener.stop()
+
+    def _wanted(self) -> bool:
+        return not self._stopped.is_set() and self.socket_count > 0
+
+    def _on_change(self, _payload: str | None) -> None:
+        # The payload only hints at the topics: the snapshot decides, as it does after a poll.
         self._wake.set()
 
     def _run(self) -> None:
@@ -210,7 +247,10 @@ class LiveHub:
                     if topics:
                         self._fan_out(topics)
                 previous = current
-            self._stopped.wait(self.interval)
+            # Woken early by a commit (the change feed), a new socket or stop(); commits that arrive while the
+            # snapshot is read set the event again, so none is missed and a burst costs one look.
+            self._wake.wait(self.listening_interval if self.listening else self.interval)
+            self._wake.clear()
         self._release_connection()
 
     def _poll(self) -> Snapshot | None:

@@ -39,6 +39,9 @@ def test_two_collectors_on_one_database_elect_one_and_fail_over(redis_db, databa
     time.sleep(0.5)
 
     assert store.count("task_event") == 600 and store.count("task") == 200  # nothing written twice
+    # …nor counted twice: the per-minute rollups add up to the stored events, whichever leader wrote them.
+    assert store.rollup_totals() == store.stream_event_totals()
+    assert store.rollup_totals()["received"] == 200 and store.rollup_totals()["succeeded"] == 200
     assert all(store.state(t) == "SUCCESS" for t in before + after)
     assert takeover < 5, f"takeover took {takeover:.1f}s"
     assert [g["kind"] for g in store.gaps()] == ["collector-down"]

@@ -10,7 +10,7 @@ import pytest
 import simple_websocket
 
 from tests import celeryapp as tasks
-from tests.support.websocket import Client
+from tests.support.websocket import Client, messages_until
 
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -23,20 +23,6 @@ def connect(server, origin: str | None = None, **headers: str) -> Client:
 
 def same_site(server) -> Client:
     return connect(server, origin=server.url)
-
-
-def messages_until(ws, wanted, timeout: float = 20.0) -> list[dict]:
-    """Messages received until one satisfies `wanted` (fails after `timeout` seconds)."""
-    seen: list[dict] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        raw = ws.receive(timeout=max(0.1, deadline - time.monotonic()))
-        if raw is None:
-            continue
-        seen.append(json.loads(raw))
-        if wanted(seen[-1]):
-            return seen
-    raise AssertionError(f"no wanted message in {timeout}s; got {seen}")
 
 
 def test_running_a_task_announces_tasks_and_events(server):

@@ -6,6 +6,7 @@ from typing import Any
 
 from peewee import Database
 
+from webui.collector.rollups import COUNT_COLUMNS
 from webui.store.database import open_database
 
 
@@ -55,6 +56,19 @@ class StoreReader:
 
     def count(self, table: str) -> int:
         return int(self.scalar(f"SELECT COUNT(*) FROM {table}"))
+
+    def rollup_totals(self) -> dict[str, int]:
+        """The per-minute rollups summed over every minute and name: {"received": n, …, "runtime_count": n}."""
+        columns = (*COUNT_COLUMNS, "runtime_count")
+        row = self.rows(f"SELECT {', '.join(f'COALESCE(SUM({c}), 0) AS {c}' for c in columns)} FROM task_minute")
+        return {c: int(row[0][c]) for c in columns}
+
+    def stream_event_totals(self) -> dict[str, int]:
+        """What the rollups must add up to: the stored stream events (not repairs) of each counted type."""
+        counts = {r["type"]: int(r["n"]) for r in self.rows(
+            "SELECT type, COUNT(*) AS n FROM task_event WHERE source IS NULL GROUP BY type")}
+        totals = {c: counts.get(f"task-{c}", 0) for c in COUNT_COLUMNS}
+        return {**totals, "runtime_count": totals["succeeded"]}
 
     def close(self) -> None:
         close_database(self.db)

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import collections
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from peewee import Database
+import psycopg
+from peewee import Database, DataError, IntegrityError
 
 from webui.beat import beat_rows
 from webui.collector import merge, rollups, workers
@@ -29,6 +31,8 @@ from webui.collector.decode import MalformedEvent, normalise
 from webui.collector.leader import STANDBY_POLL, LeaderLock, NoLock
 from webui.collector.rows import Rows, TaskCache
 from webui.privacy import Redactor
+from webui.store import change_feed
+from webui.store.task_search import Indexer, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +43,7 @@ GAP_OVERFLOW = "buffer-overflow"
 # database is unavailable. Past it events are dropped, counted, and recorded as a gap.
 MAX_BUFFERED_EVENTS = 1_000_000
 STOP_ATTEMPTS = 3  # commits tried once a stop was asked for, before giving up on an unavailable database
+INDEX_PACE = 2.0  # seconds: the search indexer takes a step at least this often, however busy the writer is
 
 
 @dataclass
@@ -107,6 +112,11 @@ class Writer(threading.Thread):
         self.leading = threading.Event()
         self.previous_heartbeat: float | None = None
         self.failed: BaseException | None = None
+        self.search = Indexer(db)  # the search index's steps run in this thread (webui.store.task_search)
+        self._search_before: Snapshot = {}
+        self._indexed_at = 0.0
+        self._index_error_logged_at = 0.0
+        self._announced_status: tuple[Any, ...] | None = None
 
     # -- producers (any thread) --------------------------------------------------------------------------
     def dropped_upstream(self, count: int) -> None:
@@ -206,6 +216,7 @@ class Writer(threading.Thread):
         self._workers = self.rows.load_workers()
         self._next_id = self.rows.next_task_id()
         self._open_gaps = {kind: gap_id for gap_id, kind in self.rows.open_gaps()}
+        self.search.start()
 
     def _loop(self) -> None:
         next_tick = 0.0
@@ -219,6 +230,8 @@ class Writer(threading.Thread):
                     next_tick = now + 1.0
             if stopping and not self._inbox:
                 return
+            if not stopping:
+                self._index()
             if not self._inbox or self.pending() < self.batch_size:
                 self._wake.wait(self.batch_interval)
                 self._wake.clear()
@@ -231,6 +244,29 @@ class Writer(threading.Thread):
             if item[0] in ("events", "prepared"):
                 events += len(item[1])
         return _Batch(items, events)
+
+    def _index(self) -> None:
+        """Search indexing, at low priority: steps while little is waiting (for at most half a batch interval),
+        and one step every INDEX_PACE seconds whatever the backlog, so the index never stops catching up."""
+        search = self.search
+        if not search.enabled:
+            return
+        began = time.monotonic()
+        forced = began - self._indexed_at >= INDEX_PACE
+        if search.caught_up and not forced:
+            return
+        while forced or self.pending() < self.batch_size // 4:
+            forced = False
+            try:
+                handled = search.step()
+            except Exception as exc:  # noqa: BLE001 - indexing must never stop ingest; the next step retries
+                if began - self._index_error_logged_at >= 60:
+                    self._index_error_logged_at = began
+                    log.warning("search indexing failed (%s); retrying", exc)
+                handled = 0
+            self._indexed_at = time.monotonic()
+            if not handled or self._indexed_at - began >= self.batch_interval / 2 or self._stopping.is_set():
+                return
 
     def _commit_with_retry(self, batch: _Batch, tick: bool) -> None:
         delay = 0.1
@@ -245,6 +281,11 @@ class Writer(threading.Thread):
                 raise
             except Exception as exc:  # noqa: BLE001 - any database error: retry, never drop the batch
                 self._forget_unsaved(batch)
+                if isinstance(exc, _DATA_ERRORS) and batch.items:
+                    # The batch itself cannot be written (a value the database refuses): retrying it would
+                    # wedge the writer for good. Write it in halves until the culprit is alone; drop only that.
+                    self._commit_in_parts(batch, tick, exc)
+                    return
                 self.stats.commit_error = f"{type(exc).__name__}: {exc}"
                 if self._stopping.is_set():
                     failures_while_stopping += 1
@@ -257,6 +298,18 @@ class Writer(threading.Thread):
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 self._reconnect()
+
+    def _commit_in_parts(self, batch: _Batch, tick: bool, exc: Exception) -> None:
+        parts = _halves(batch)
+        if parts is None:
+            self.stats.events_malformed += max(batch.events, 1)  # shown and exported as refused events
+            self._dequeued += batch.events
+            kind, payload, _at = batch.items[0]
+            log.error("dropped %s the database refuses (%s: %s): %s", "an event" if batch.events else kind,
+                      type(exc).__name__, exc, _preview(payload))
+            return
+        for number, part in enumerate(parts):
+            self._commit_with_retry(part, tick and number == 0)
 
     def _reconnect(self) -> None:
         try:
@@ -288,6 +341,7 @@ class Writer(threading.Thread):
             touched_workers, transitions = self._merge_workers(worker_events, task_events)
             new, changed, records = self._merge_tasks(task_events)
             self.rows.write_tasks(new, changed)
+            self.search.queue(self._search_before, changed, new=bool(new))
             self.rows.write_events(records)
             # Per-minute counts for the overview, in the same transaction: they never disagree with the events.
             self.rows.write_rollups(rollups.accumulate(task_events, {s.uuid: s for s in (*new, *changed)}))
@@ -306,7 +360,16 @@ class Writer(threading.Thread):
                     beat_rows.write_pass(self.db, results)
             self._count(batch, task_events, malformed)
             if tick or batch.items:
-                self.rows.write_status(self._status_values())
+                status = self._status_values()
+                self.rows.write_status(status)
+            else:
+                status = None
+            # PostgreSQL delivers this on commit only: every web process's live hub then looks at once.
+            topics = _news(records, new, touched_workers, transitions, batch.items, self._status_news(status))
+            if topics:
+                change_feed.notify(self.db, topics)
+        if status is not None:
+            self._announced_status = _announced(status)
         for state in new + changed:
             self._cache.put(state)
         self.stats.last_commit_at = self.clock()
@@ -349,6 +412,7 @@ class Writer(threading.Thread):
 
     def _merge_tasks(self, task_events: list[tuple[dict[str, Any], str | None]]):
         states = self._load_states({e["uuid"] for e, _ in task_events})
+        self._search_before = self.search.before(states.values())  # what the index may hold, before merging
         new_ids: set[str] = set()
         records = []
         for event, source in task_events:
@@ -441,8 +505,77 @@ class Writer(threading.Thread):
             "events_dropped": s.events_dropped, "last_error": s.last_error, "warning": s.warning,
         }
 
+    def _status_news(self, status: dict[str, Any] | None) -> bool:
+        """Whether the status row now says something pages show (not just a newer heartbeat or counters)."""
+        return status is not None and _announced(status) != self._announced_status
+
     def _log_malformed(self, exc: MalformedEvent) -> None:
         now = self.clock()
         if now - self._malformed_logged_at >= 10:  # a flood of garbage must not flood the log too
             self._malformed_logged_at = now
             log.warning("malformed event ignored (%s); %d so far", exc, self.stats.events_malformed + 1)
+
+
+# Errors that come from what a batch holds rather than from the database's health (those are retried):
+# constraints, values of the wrong kind, numbers and text the driver cannot convert. Not TypeError or the
+# like: a bug of ours would then drop every event instead of holding them until it is fixed.
+# The drivers' own classes too: COPY and executemany run on the driver's cursor, which peewee does not wrap.
+_DATA_ERRORS = (IntegrityError, DataError, sqlite3.IntegrityError, sqlite3.DataError, psycopg.IntegrityError,
+                psycopg.DataError, OverflowError, UnicodeError)
+
+
+def _halves(batch: _Batch) -> list[_Batch] | None:
+    """The batch in two, by items or by the events of its one item; None when it is one event or one item."""
+    if len(batch.items) > 1:
+        middle = len(batch.items) // 2
+        return [_Batch(items, sum(_events_in(i) for i in items))
+                for items in (batch.items[:middle], batch.items[middle:])]
+    if not batch.items:
+        return None
+    kind, payload, at = batch.items[0]
+    if kind not in ("events", "prepared", "repair"):
+        return None
+    events = payload[0] if kind == "repair" else payload
+    if len(events) < 2:
+        return None
+    middle = len(events) // 2
+    halves = []
+    for chunk in (events[:middle], events[middle:]):
+        item = (kind, (chunk, payload[1]) if kind == "repair" else chunk, at)
+        halves.append(_Batch([item], _events_in(item)))
+    return halves
+
+
+def _events_in(item: tuple[str, Any, float]) -> int:
+    return len(item[1]) if item[0] in ("events", "prepared") else 0
+
+
+def _preview(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+_ANNOUNCED_STATUS = ("leader", "connected", "warning", "last_error", "events_dropped")
+_ITEM_TOPICS = {"inspection": ("workers",), "queue-samples": ("queues",), "gap-open": ("overview",),
+                "gap-close": ("overview",)}
+
+
+def _announced(status: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(status[name] for name in _ANNOUNCED_STATUS)
+
+
+def _news(records: list[Any], new: list[Any], touched_workers: set[str], transitions: list[Any],
+          items: list[tuple[str, Any, float]], status_news: bool) -> set[str]:
+    """The live topics one batch changed (a hint in the NOTIFY payload; the hubs' snapshots decide)."""
+    topics: set[str] = set()
+    if records or new:
+        topics.update(("tasks", "events", "overview"))
+    if transitions:
+        topics.update(("events", "workers", "overview"))
+    if touched_workers:
+        topics.add("workers")
+    for kind, _payload, _at in items:
+        topics.update(_ITEM_TOPICS.get(kind, ()))
+    if status_news:
+        topics.add("overview")
+    return topics
