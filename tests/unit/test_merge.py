@@ -129,6 +129,13 @@ def test_custom_events_are_logged_without_changing_state():
     assert json.loads(records[1].data) == {"current": 5, "total": 10}
 
 
+def test_a_task_first_heard_of_through_a_custom_event_is_pending_until_its_real_events_come():
+    task, _ = merge(ev("task-progress", 1, current=1))
+    assert task.state == "PENDING"
+    task, _ = merge(ev("task-progress", 1, current=1), ev("task-started", 2), ev("task-succeeded", 3, result="1"))
+    assert task.state == "SUCCESS"
+
+
 def test_event_data_holds_only_what_the_task_row_does_not():
     task, records = merge(ev("task-received", 1, retries=0, name="add", args="(1,)", kwargs="{}"),
                           ev("task-succeeded", 2, result="1", runtime=0.1))

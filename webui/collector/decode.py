@@ -34,7 +34,10 @@ _TEXT_FIELDS = ("args", "kwargs", "result", "exception", "traceback")
 _IDENT_FIELDS = ("name", "hostname", "parent_id", "root_id", "queue", "exchange", "routing_key",
                  "sw_ident", "sw_ver", "sw_sys")
 _INT_FIELDS = ("pid", "clock", "retries", "active", "processed", "signum")
-_FLOAT_FIELDS = ("timestamp", "utcoffset", "runtime", "freq")
+_FLOAT_FIELDS = ("utcoffset", "runtime", "freq")
+# Seconds since 1970 up to the end of year 9999: what a date can show. A timestamp beyond is noise, and would
+# break every page that shows it as a date.
+_LAST_EPOCH = 253_402_300_799.0
 _BOOL_FIELDS = ("terminated", "expired", "requeue")
 
 
@@ -97,6 +100,8 @@ def normalise(raw: Any, local_received: float) -> dict[str, Any]:
             raise MalformedEvent(f"{etype} without a usable uuid: {_preview(uuid)}")
     rejected = None
     for key, value in raw.items():
+        if type(value) is str and ("\x00" in value or not value.isascii()):
+            value = raw[key] = _storable_text(value)
         cleaner = _CLEANERS.get(key)
         if cleaner is _as_is or value is None:
             continue
@@ -117,6 +122,17 @@ def normalise(raw: Any, local_received: float) -> dict[str, Any]:
     return raw
 
 
+def _storable_text(value: str) -> str:
+    """Text either database takes: PostgreSQL refuses NUL and neither encodes a lone surrogate, and the event
+    would be refused whole. U+FFFD (or "?" for a surrogate) shows where the character was."""
+    value = value.replace("\x00", "\ufffd")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
 def _clean_field(key: str, value: Any) -> Any:
     if value is None:
         return None
@@ -134,8 +150,11 @@ def _ident(value: Any) -> str | None:
     return None
 
 
+_INT64 = 2**63  # what a database integer column holds; a bigger number in an event is noise, not a count
+
+
 def _integer(value: Any) -> int | None:
-    return value if type(value) is int else None  # bool is not an int here
+    return value if type(value) is int and -_INT64 <= value < _INT64 else None  # bool is not an int here
 
 
 def _boolean(value: Any) -> bool | None:
@@ -167,7 +186,12 @@ def _finite(value: Any) -> float | None:
     kind = type(value)
     if kind is float:
         return value if math.isfinite(value) else None
-    return float(value) if kind is int else None
+    return float(value) if kind is int and -_INT64 <= value < _INT64 else None
+
+
+def _epoch(value: Any) -> float | None:
+    number = _finite(value)
+    return number if number is not None and 0.0 <= number <= _LAST_EPOCH else None
 
 
 def _bounded_json(value: Any) -> Any:
@@ -194,6 +218,7 @@ _CLEANERS: dict[str, Any] = {
     **{key: _integer for key in _INT_FIELDS},
     **{key: _finite for key in _FLOAT_FIELDS},
     **{key: _boolean for key in _BOOL_FIELDS},
-    "eta": _short_text, "expires": _short_text, "loadavg": _loadavg, "local_received": _dropped,
+    "timestamp": _epoch, "eta": _short_text, "expires": _short_text, "loadavg": _loadavg,
+    "local_received": _dropped,
     "type": _as_is, "uuid": _as_is,  # checked above
 }

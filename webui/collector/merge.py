@@ -151,6 +151,10 @@ def apply_task_event(task: TaskState, event: dict[str, Any], source: str | None 
         handler(task, event, attempt, ts)
     else:
         _fill_task_fields(task, event, attempt)  # custom events (Task.send_event): logged, state kept
+    if task.state is None:
+        # First heard of through a custom event (the monitor came up mid-task): Celery's State says PENDING
+        # too. The rank is left alone, so the task's real events still move it on.
+        task.state = PENDING
     task.updated_at = _number(event.get("local_received"))
     return _record(task, event, source)
 

@@ -22,7 +22,10 @@ def time_tag(epoch: float | None) -> Markup:
     """`<time>` with the exact UTC time; static/js/webui.js shows it relative, in the viewer's timezone."""
     if epoch is None:
         return Markup('<span class="muted">—</span>')
-    moment = datetime.datetime.fromtimestamp(epoch, tz=datetime.timezone.utc)
+    try:
+        moment = datetime.datetime.fromtimestamp(epoch, tz=datetime.timezone.utc)
+    except (OverflowError, OSError, ValueError):  # stored before the collector bounded timestamps
+        return Markup('<span class="muted" title="not a date">{}</span>').format(epoch)
     iso = moment.isoformat(timespec="milliseconds")
     text = moment.strftime("%Y-%m-%d %H:%M:%S UTC")
     return Markup(f'<time class="ts" datetime="{iso}" data-epoch="{epoch:.3f}" title="{text}">{text}</time>')
