@@ -13,8 +13,8 @@ The contract pages build on
     `overview`  tasks changed, a worker went on/offline, the collector's state or its gaps changed
     `queues`    every 10 s of collector heartbeat (queue depths are sampled, not evented)
 - Messages on the socket, JSON: `{"type": "hello", "topics": [...]}` once, `{"type": "changed",
-  "topics": [...]}` at most once a second, `{"type": "ping"}` every 25 s. Beyond `live_max_sockets` sockets in
-  one process the server closes with code 1013 and a reason; the page then polls.
+  "topics": [...]}` at most once every `live_interval` seconds (0.5), `{"type": "ping"}` every 25 s. Beyond
+  `live_max_sockets` sockets in one process the server closes with code 1013 and a reason; the page then polls.
 - When the socket is down (or over the cap) live.js dispatches every topic every 10 s instead, and once on
   every reconnect, so a page never freezes silently; the top-bar pause button stops all dispatching.
 
@@ -49,7 +49,7 @@ SHUTTING_DOWN = threading.Event()
 POLL_INTERVAL = 1.0  # seconds between looks at a PostgreSQL store while its change feed is down
 LISTENING_POLL_INTERVAL = 5.0  # seconds between looks while LISTENing: the feed wakes the hub at each commit
 SQLITE_POLL_INTERVAL = 0.25  # seconds: SQLite has no feed; the markers cost ~0.1 ms (docs/performance.md)
-SEND_INTERVAL = 1.0  # seconds: at most one message per socket this often
+SEND_INTERVAL = 0.5  # seconds: at most one message per socket this often (the `live_interval` setting)
 QUEUES_EVERY = 10.0  # seconds of collector heartbeat between `queues` notices
 
 
@@ -172,12 +172,13 @@ class LiveHub:
     a batch committed (PostgreSQL) or at each poll, and fans out the topics that changed."""
 
     def __init__(self, db: Any, max_sockets: int, *, interval: float | None = None,
-                 listening_interval: float = LISTENING_POLL_INTERVAL,
+                 listening_interval: float = LISTENING_POLL_INTERVAL, send_interval: float = SEND_INTERVAL,
                  read: Callable[[Any], Snapshot] = read_snapshot, listen: bool = True) -> None:
         self.db = db
         self.max_sockets = max_sockets
         self.interval = interval if interval is not None else poll_interval(db)
         self.listening_interval = listening_interval
+        self.send_interval = send_interval
         self._read = read
         self._subscribers: set[Subscription] = set()
         self._lock = threading.Lock()
@@ -202,7 +203,7 @@ class LiveHub:
         with self._lock:
             if len(self._subscribers) >= self.max_sockets:
                 return None
-            subscription = Subscription()
+            subscription = Subscription(interval=self.send_interval)
             self._subscribers.add(subscription)
             if self._thread is None:  # started lazily: after gunicorn's fork, in the process that serves
                 self._thread = threading.Thread(target=self._run, name="webui-live-hub", daemon=True)

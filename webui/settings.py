@@ -211,6 +211,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("live_max_sockets", "int", 16,
             "Live-update WebSockets per web server process; pages beyond it refresh every 10 s instead.",
             SERVER, min=0),
+    Setting("live_interval", "float", 0.5,
+            "Seconds: at most one live-update message per page this often; each makes the page fetch what "
+            "changed.", SERVER, min=0.1, max=60),
     Setting("log_level", "choice", "info", "Log level.", SERVER,
             choices=("debug", "info", "warning", "error")),
     Setting("worker_group_pattern", "str", worker_groups.DEFAULT_PATTERN,
@@ -420,6 +423,7 @@ class Settings:
     workers: int
     threads: int
     live_max_sockets: int
+    live_interval: float
     log_level: str
     worker_group_pattern: str | None
     proxy_count: int

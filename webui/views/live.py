@@ -25,7 +25,8 @@ def init_app(app: Flask) -> None:
     settings = app.config["WEBUI_SETTINGS"]
     # A socket holds a gunicorn thread for its whole life: always leave one thread for pages.
     cap = max(0, min(settings.live_max_sockets, settings.threads - 1))
-    app.extensions["webui_live_hub"] = LiveHub(app.config["WEBUI_DATABASE"], cap)
+    app.extensions["webui_live_hub"] = LiveHub(app.config["WEBUI_DATABASE"], cap,
+                                               send_interval=settings.live_interval)
     app.register_blueprint(bp)
     sock.init_app(app)
 
@@ -63,7 +64,7 @@ def refuse_other_sites() -> Response | None:
 
 @sock.route("/ws/live", bp=bp)
 def socket(ws: Any) -> None:
-    """Say hello, then the changed topics as they come (at most once a second), and a ping every 25 s."""
+    """Say hello, then the changed topics as they come (at most every `live_interval` seconds), a ping every 25 s."""
     hub: LiveHub = current_app.extensions["webui_live_hub"]
     _release_database()
     subscription = hub.subscribe()
