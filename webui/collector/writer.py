@@ -341,7 +341,7 @@ class Writer(threading.Thread):
             touched_workers, transitions = self._merge_workers(worker_events, task_events)
             new, changed, records = self._merge_tasks(task_events)
             self.rows.write_tasks(new, changed)
-            self.search.queue(self._search_before, changed, new=bool(new))
+            self.search.queue(self._search_before, changed, new=new)
             self.rows.write_events(records)
             # Per-minute counts for the overview, in the same transaction: they never disagree with the events.
             self.rows.write_rollups(rollups.accumulate(task_events, {s.uuid: s for s in (*new, *changed)}))

@@ -4,7 +4,8 @@ What goes (every age by the collector's clock, from when the monitor last heard 
 - the event log of finished tasks, `event_retention_days` after each event arrived. The task row keeps its
   summary, and its `event_count` still counts every event, so the task page says how many were pruned;
 - finished tasks, with whatever events they still have, counted from their last event (`updated_at`): SUCCESS,
-  REVOKED, REJECTED and CANCELLED after `retention_days`, FAILURE and LOST after `failed_retention_days`;
+  REVOKED, REJECTED and CANCELLED after `retention_days`, FAILURE and LOST after `failed_retention_days`; their
+  entries in the search index go in the same transaction (webui.store.task_search.forget);
 - per-minute rollups, worker transitions and closed collector gaps after `rollup_retention_days`;
 - resolved alert incidents (with their timeline and notifications) and delivered or abandoned test
   notifications after `failed_retention_days`; audit log entries after `audit_retention_days`; login failures
@@ -41,6 +42,7 @@ from peewee import Database
 
 from webui.collector.rollups import VALUE_COLUMNS as ROLLUP_COLUMNS
 from webui.settings import BY_NAME
+from webui.store import task_search
 from webui.store.database import is_sqlite
 from webui.store.metrics_queries import fold_tasks
 
@@ -310,10 +312,12 @@ class OldTasks:
                 # The condition again: a late event may have moved a task on since it was read.
                 deleted = _execute(
                     db, f"DELETE FROM task WHERE {ids} AND state = {p} AND updated_at < {p} RETURNING id, name, "
-                        "sent_at, received_at, started_at, failed_at, exception",
+                        "sent_at, received_at, started_at, failed_at, exception, args, kwargs, result",
                     (*id_params, self.state, self.cutoff)).fetchall()
                 # What these rows added to /metrics' counters stays added (webui.store.metrics_queries).
-                _add_totals(db, fold_tasks((row[1:] for row in deleted), self.wait_bounds))
+                _add_totals(db, fold_tasks((row[1:7] for row in deleted), self.wait_bounds))
+                # Out of the search index too, in the same transaction (the SQLite index needs the text).
+                task_search.forget(db, [(row[0], row[7], row[8], row[9], row[6]) for row in deleted])
                 gone = [row[0] for row in deleted]
                 events = 0
                 if gone:

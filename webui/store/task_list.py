@@ -10,7 +10,8 @@ filters (search text, time ranges, runtime bounds, further columns) are applied 
 query ever sorts or scans more than one chunk, whatever the filters, and the walk stops when the page is
 full, the index ends, or the time budget is spent. A page cut short by the budget says so and where it
 stopped (`resume`), and the next request goes on from there: slow filters cost more clicks, never a
-timeout or a full-table scan. (Full-text search with its own index comes with the scale issue.)
+timeout or a full-table scan. A search text is served by its index where it can be (webui.store.task_search),
+which hands candidates to the same row conditions; this walk serves it otherwise.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from typing import Any
 
 from peewee import Database
 
+from webui.store import task_search
 from webui.store.database import is_sqlite
 from webui.store.models import Task
 from webui.task_filters import Cursor, TaskFilter
@@ -107,6 +109,12 @@ class _Plan:
 
 def fetch_page(db: Database, flt: TaskFilter, *, budget: float = BUDGET, clock=time.monotonic) -> TaskPage:
     """One page of tasks matching `flt`, from `flt.cursor` on, in the list's order."""
+    if flt.search:
+        # The search index proposes candidates, checked with the walk's own conditions (webui.store.task_search).
+        found = task_search.search_page(db, flt, columns=LIST_COLUMNS, residual=_residual(db, flt, None),
+                                        budget=budget, clock=clock)
+        if found is not None:
+            return TaskPage(*found)
     plan = _plan(db, flt)
     started = clock()
     tasks: list[Task] = []
