@@ -13,8 +13,8 @@ from webui.api import flower_task_query, params
 from webui.api.errors import ApiError
 from webui.api.task_dicts import task_dict, task_info
 from webui.store import queue_queries
-from webui.store.models import Task, Worker, WorkerInspection
-from webui.store.task_queries import task_by_uuid
+from webui.store.models import Worker, WorkerInspection
+from webui.store.task_queries import task_by_uuid, task_names
 from webui.store.worker_queries import visible
 
 bp = Blueprint("flower_api", __name__)
@@ -72,9 +72,7 @@ def tasks() -> Response:
 @bp.get("/api/task/types")
 def task_types() -> Response:
     """`{"task-types": [sorted names]}`: every name stored, and those the workers say they have registered."""
-    stored: list[tuple[str]] = list(Task.select(Task.name).where(Task.name.is_null(False)).distinct()  # type: ignore[arg-type]
-                                    .limit(MAX_TYPES).tuples())  # stubs miss .tuples()
-    names = {name for (name,) in stored}
+    names = set(task_names(MAX_TYPES))
     inspections: list[tuple[str | None]] = list(WorkerInspection.select(WorkerInspection.data).tuples())  # type: ignore[arg-type]
     for (data,) in inspections:
         try:

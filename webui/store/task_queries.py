@@ -90,6 +90,22 @@ def task_by_uuid(uuid: str) -> Task | None:
     return Task.get_or_none(Task.uuid == uuid)
 
 
+def task_names(limit: int) -> list[str]:
+    """The distinct task names stored (at most `limit`), sorted.
+
+    A loose index scan of `task (name, id)`: one probe for the next name after each, so the cost follows the
+    number of names, not of tasks (`SELECT DISTINCT` reads every entry of the index: seconds at 10M tasks).
+    """
+    db = Task._meta.database
+    sql = ("WITH RECURSIVE names (name) AS ("
+           " SELECT MIN(name) FROM task"
+           " UNION ALL"
+           " SELECT (SELECT MIN(t.name) FROM task AS t WHERE t.name > names.name) FROM names"
+           " WHERE names.name IS NOT NULL)"
+           f" SELECT name FROM names WHERE name IS NOT NULL LIMIT {db.param}")
+    return [name for (name,) in db.execute_sql(sql, (limit,)).fetchall()]
+
+
 def task_timeline(task: Task) -> list[TimelineEvent]:
     """Every stored event of `task`, in arrival order."""
     rows = TaskEvent.select().where(TaskEvent.task_id == task.id).order_by(TaskEvent.seq)
