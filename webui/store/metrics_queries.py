@@ -31,6 +31,7 @@ from peewee import SQL, fn
 
 from webui.collector.rollups import BUCKET_COLUMNS, COUNT_COLUMNS
 from webui.store import queue_queries
+from webui.store.database import is_sqlite
 from webui.store.models import CollectorGap, CollectorStatus, Task, TaskMinute, TaskTotal, Worker
 
 DAY = 86_400.0
@@ -39,7 +40,10 @@ FAILURE_SETTLE = DAY
 TASK_SETTLE = 300.0
 QUEUE_WINDOW = 900.0  # a queue sampled in the last 15 minutes has a length series
 EXCEPTION_MAX = 128
-_EXCEPTION_CLASS = re.compile(r"\s*([A-Za-z_][\w.]*)")
+# ASCII classes spelled out, the same in Python and in PostgreSQL's regular expressions (`_read_failures`), so a
+# failure keeps its label when retention folds its row into `task_total`.
+_EXCEPTION_CLASS_PATTERN = r"[ \t\n\r\f\v]*([A-Za-z_][A-Za-z0-9_.]*)"
+_EXCEPTION_CLASS = re.compile(_EXCEPTION_CLASS_PATTERN)
 _NULL = SQL("NULL")
 OVERFLOW = "+Inf"  # the label of the wait bucket above every bound, in `task_total`
 
@@ -108,6 +112,9 @@ def exception_class(text: str | None) -> str:
 
 
 def _read_failures(lo: float | None, hi: float | None) -> Sums:
+    database = Task._meta.database
+    if not is_sqlite(getattr(database, "obj", None) or database):  # the models' proxy, or a database itself
+        return _read_failures_grouped(lo, hi)
     query: Any = Task.select(Task.name, Task.exception, _NULL).where(Task.failed_at.is_null(False))
     if lo is not None:
         query = query.where(Task.failed_at >= lo)
@@ -122,6 +129,31 @@ def _read_failures(lo: float | None, hi: float | None) -> Sums:
             _add(sums, {(name or "", exception_class(exception)): [1.0]})
         else:
             _add(sums, {(name, exception): [float(folded)]})
+    return sums
+
+
+def _read_failures_grouped(lo: float | None, hi: float | None) -> Sums:
+    """`_read_failures` grouped by PostgreSQL itself (hundreds of thousands of failures on a big store)."""
+    db = Task._meta.database
+    p = db.param
+    where = ["failed_at IS NOT NULL"]
+    params: list[Any] = [f"^{_EXCEPTION_CLASS_PATTERN}"]
+    if lo is not None:
+        where.append(f"failed_at >= {p}")
+        params.append(lo)
+    if hi is not None:
+        where.append(f"failed_at < {p}")
+        params.append(hi)
+    sql = (f"SELECT COALESCE(name, ''), LEFT(substring(exception from {p}), {EXCEPTION_MAX}) AS class, COUNT(*), "
+           f"NULL FROM task WHERE {' AND '.join(where)} GROUP BY 1, 2")
+    if lo is None:  # with the failures retention pruned, in the same statement
+        sql += " UNION ALL SELECT name, label, NULL, value FROM task_total WHERE metric = 'failed'"
+    sums: Sums = {}
+    for name, label, count, folded in db.execute_sql(sql, params).fetchall():
+        if folded is None:
+            _add(sums, {(name, label or "unknown"): [float(count)]})
+        else:
+            _add(sums, {(name, label): [float(folded)]})
     return sums
 
 
@@ -148,41 +180,72 @@ def fold_tasks(rows: Iterable[tuple[Any, ...]], wait_bounds: Sequence[float]) ->
         bucket = _wait_bucket(wait_bounds, queued_at, started_at)
         if bucket is not None:
             add((name, "wait", repr(float(wait_bounds[bucket])) if bucket < len(wait_bounds) else OVERFLOW), 1)
-            add((name, "wait_sum", ""), max(0.0, started_at - queued_at))
+            add((name, "wait_sum", ""), round(max(0.0, started_at - queued_at) * 1_000_000))  # µs, as the reader
         if failed_at is not None:
             add((name, "failed", exception_class(exception)), 1)
-    return folded
+    return {key: value / 1_000_000 if key[1] == "wait_sum" else value for key, value in folded.items()}
 
 
 def _task_reader(wait_bounds: Sequence[float]) -> Callable[[int | None, int | None], Sums]:
-    """Per name: [sent, wait bucket counts…, wait sum], over task ids lo <= id < hi."""
-    width = len(wait_bounds) + 1
+    """Per name: [sent, wait bucket counts…, wait sum in µs], over task ids lo <= id < hi.
+
+    Counted by the database: no task row comes to Python, and the first scrape of a process sums every settled
+    task, 10 million of them on a big store. Bucket i holds the waits at or below bound i and above the one
+    before (`bisect_left`). PostgreSQL counts `<= bound` per name in one parallel pass; SQLite (one core) groups
+    by name and bucket, which evaluates fewer conditions a row. Waits are summed in whole microseconds, so the
+    sum is exact whatever order the database adds rows in, and every process reports the same value.
+    """
+    wait_us = "SUM(CAST(ROUND((CASE WHEN wait < 0 THEN 0.0 ELSE wait END) * 1000000) AS BIGINT))"
+    bucket = ("CASE WHEN wait IS NULL THEN -1 "
+              + " ".join(f"WHEN wait <= {float(bound)!r} THEN {i}" for i, bound in enumerate(wait_bounds))
+              + f" ELSE {len(wait_bounds)} END")
+    at_or_below = ", ".join(f"SUM(CASE WHEN wait <= {float(bound)!r} THEN 1 ELSE 0 END)" for bound in wait_bounds)
 
     def read(lo: int | None, hi: int | None) -> Sums:
-        query: Any = Task.select(Task.name, Task.sent_at, Task.received_at, Task.started_at, _NULL, _NULL, _NULL)
+        db = Task._meta.database
+        sqlite = is_sqlite(getattr(db, "obj", None) or db)
+        p = db.param
+        where: list[str] = []
+        params: list[Any] = []
         if lo is not None:
-            query = query.where(Task.id >= lo)
+            where.append(f"id >= {p}")
+            params.append(lo)
         if hi is not None:
-            query = query.where(Task.id < hi)
-        if lo is None:  # the oldest rows, with those retention pruned
-            query = query.union_all(TaskTotal.select(TaskTotal.name, _NULL, _NULL, _NULL, TaskTotal.metric,
-                                                     TaskTotal.label, TaskTotal.value)
-                                    .where(TaskTotal.metric != "failed"))
+            where.append(f"id < {p}")
+            params.append(hi)
+        # NOT INDEXED: SQLite would otherwise group along the name index and read every row through it.
+        rows = (f"SELECT COALESCE(name, '') AS name, sent_at, started_at - COALESCE(sent_at, received_at) AS wait "
+                f"FROM task{' NOT INDEXED' if sqlite else ''}{' WHERE ' + ' AND '.join(where) if where else ''}")
+        if sqlite:
+            sql = f"SELECT name, NULL, NULL, NULL, {bucket}, COUNT(sent_at), COUNT(*), {wait_us}"
+            group = "GROUP BY 1, 5"
+        else:
+            sql = f"SELECT name, NULL, NULL, NULL, COUNT(sent_at), COUNT(wait), {wait_us}, {at_or_below}"
+            group = "GROUP BY 1"
+        width = 8 if sqlite else 7 + len(wait_bounds)
+        sql += f" FROM ({rows}) AS settled {group}"
+        if lo is None:  # the oldest rows, with those retention pruned, in one statement (one snapshot)
+            sql += (f" UNION ALL SELECT name, metric, label, value{', NULL' * (width - 4)} FROM task_total "
+                    "WHERE metric <> 'failed'")
         sums: Sums = {}
-        for name, sent_at, received_at, started_at, metric, label, value in query.tuples().iterator():
+        for name, metric, label, value, *counts in db.execute_sql(sql, params).fetchall():
             row = sums.get(name or "")
             if row is None:
-                row = sums[name or ""] = [0.0] * (width + 2)
+                row = sums[name or ""] = [0.0] * (len(wait_bounds) + 3)
             if metric is not None:
-                _add_folded(row, metric, label, float(value), wait_bounds)
-                continue
-            if sent_at is not None:
-                row[0] += 1
-            queued_at = sent_at if sent_at is not None else received_at
-            bucket = _wait_bucket(wait_bounds, queued_at, started_at)
-            if bucket is not None:
-                row[1 + bucket] += 1
-                row[-1] += max(0.0, started_at - queued_at)
+                _add_folded(row, str(metric), str(label), float(value), wait_bounds)
+            elif sqlite:
+                index, sent, count, waited = (int(c or 0) for c in counts)
+                row[0] += sent
+                if index >= 0:
+                    row[1 + index] += count
+                    row[-1] += waited  # µs until `TaskTotalsReader.read`: integers add up exactly
+            else:
+                sent, waits, waited, *within = (int(c or 0) for c in counts)
+                row[0] += sent
+                for i, (count, below) in enumerate(zip([*within, waits], [0, *within], strict=True)):
+                    row[1 + i] += count - below
+                row[-1] += waited
         return sums
 
     return read
@@ -194,7 +257,7 @@ def _add_folded(row: list[float], metric: str, label: str, value: float, wait_bo
     if metric == "sent":
         row[0] += value
     elif metric == "wait_sum":
-        row[-1] += value
+        row[-1] += round(value * 1_000_000)  # the reader sums whole microseconds
     elif metric == "wait":
         bucket = len(wait_bounds) if label == OVERFLOW else bisect.bisect_left(wait_bounds, float(label))
         row[1 + bucket] += value
@@ -231,7 +294,7 @@ class TaskTotalsReader:
         for name, values in tasks.items():
             counts.setdefault(name, dict.fromkeys(COUNT_COLUMNS, 0))["sent"] = int(values[0])
             if sum(values[1:-1]):
-                wait[name] = ([int(v) for v in values[1:-1]], values[-1])
+                wait[name] = ([int(v) for v in values[1:-1]], values[-1] / 1_000_000)
         for per_name in counts.values():
             per_name.setdefault("sent", 0)
         return TaskTotals(counts, runtime, wait, {key: int(v[0]) for key, v in failures.items()})
