@@ -19,6 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from tests.support.private_postgres import PrivatePostgres, postgres_bin_dir, start_private_postgres  # noqa: E402
 from tests.support.processes import CeleryWorker, WebuiProcess  # noqa: E402
 from tests.support.services import (  # noqa: E402
     PrivateRedis,
@@ -111,6 +112,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield url
     finally:
         drop_database(url, admin)
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL server of the test's own, for stopping, crashing and restarting the database."""
+    bin_dir = postgres_bin_dir()
+    if bin_dir is None:
+        unavailable("PostgreSQL's initdb/pg_ctl are not installed: install postgresql to run restart tests")
+    with start_private_postgres(bin_dir) as server:
+        yield server
 
 
 # -- RabbitMQ ---------------------------------------------------------------------------------------------

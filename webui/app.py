@@ -7,6 +7,7 @@ from typing import Any
 
 from celery import Celery
 from flask import Flask, Response, request
+from peewee import DatabaseError, InterfaceError
 
 from webui import paths, proxy
 from webui.auth import gate as auth_gate
@@ -48,7 +49,12 @@ def create_app(settings: Any, celery_app: Celery | None = None, *, start_collect
 def _manage_connections(app: Flask, db: Any) -> None:
     @app.before_request
     def connect() -> None:
-        db.connect(reuse_if_open=True)
+        try:
+            db.connect(reuse_if_open=True)
+        except (DatabaseError, InterfaceError):
+            # Down for now: the route's first query tries again and fails in its own way — /healthcheck says
+            # UNHEALTHY as Flower does, pages and the API answer 503 (webui.api.errors).
+            pass
 
     @app.teardown_request
     def close(_exc: BaseException | None) -> None:

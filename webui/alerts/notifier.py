@@ -18,7 +18,7 @@ from typing import Any
 from webui import fastjson
 from webui.alerts.channels import CHANNELS, DeliveryError, mask, secret_values
 from webui.alerts.messages import build_message, build_test_message
-from webui.store.database import database_proxy
+from webui.store.database import database_proxy, discard_connection
 from webui.store.models import AlertChannel, AlertIncident, AlertIncidentEvent, AlertNotification, AlertRule
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,7 @@ def delivery_loop(stop: threading.Event, interval: float = 2.0) -> None:
                 attempted = _deliver(time.time(), time.time, BATCH)[1]
         except Exception as exc:  # noqa: BLE001 - a database hiccup: the rows wait, the next round tries again
             log.warning("alerts: delivering notifications failed: %s", exc, exc_info=True)
+            discard_connection(database_proxy)
         if attempted < BATCH:  # a full batch: more may be due already
             stop.wait(interval)
 

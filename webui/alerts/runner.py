@@ -25,6 +25,7 @@ from webui.alerts import engine, notifier
 from webui.alerts.rules import RULE_OPTIONS, apply_rules_file, ensure_defaults, matches_scope, spec_of
 from webui.detect.findings import DetectContext, Finding
 from webui.detect.registry import all_detectors
+from webui.store.database import discard_connection
 from webui.store.models import (
     AlertIncident,
     AlertIncidentEvent,
@@ -218,6 +219,7 @@ def alert_loop(db: Database, settings: Any, celery_app: Any, *, stop: threading.
                     runner.run_pass()
                 except Exception as exc:  # noqa: BLE001 - the next pass tries again
                     log.warning("alerts: evaluation failed: %s", exc, exc_info=True)
+                    discard_connection(db)  # a connection that died mid-pass must not serve the next one
             stop.wait(min(0.5, settings.detect_interval))
     finally:
         term_over.set()

@@ -8,7 +8,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, jsonify, render_template, request
+from peewee import InterfaceError
 from peewee import OperationalError as DatabaseError
 from werkzeug.exceptions import HTTPException
 
@@ -38,6 +39,7 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(DatabaseError, _database_error)
+    app.register_error_handler(InterfaceError, _database_error)  # a connection that went away mid-request
     app.register_error_handler(500, _unexpected)
 
 
@@ -54,12 +56,19 @@ def _http_error(exc: HTTPException) -> Any:
     return response
 
 
-def _database_error(exc: DatabaseError) -> Any:
-    # A locked or unreachable database is a temporary outage, not a bug: 503, so scripts retry.
+def _database_error(exc: Exception) -> Any:
+    # A locked or unreachable database is a temporary outage, not a bug: 503, so scripts and pages retry.
     log.warning("database error on %s: %s", request.path, exc)
-    if not is_api_request():
-        raise exc
-    return json_error(503, f"The database did not answer: {exc}. Try again shortly.")
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if is_api_request():
+        return json_error(503, f"The database did not answer: {reason}. Try again shortly.")
+    message = (f"The database did not answer ({reason}). Nothing is lost: the collector keeps the events it "
+               "receives and writes them when the database is back. This page tries again in 10 seconds.")
+    try:
+        body = render_template("error.html", status=503, message=message, retry_in=10)
+    except Exception:  # noqa: BLE001 - the page itself may need the database: say it in plain text then
+        return Response(message + "\n", status=503, mimetype="text/plain", headers={"Retry-After": "10"})
+    return Response(body, status=503, headers={"Retry-After": "10"})
 
 
 def _unexpected(exc: Any) -> Any:

@@ -22,6 +22,7 @@ from webui.beat.entries import ScheduleEntry
 from webui.beat.fire_matching import EntryKey, FireMatcher, WatchedEntry
 from webui.beat.reading import SourceReport, SourceSet
 from webui.privacy import Redactor
+from webui.store.database import discard_connection
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +193,7 @@ def watch_loop(app: Celery, db: Database, writer: Any, redactor: Redactor, setti
                     writer.put_beat_pass(found)
                 except Exception as exc:  # noqa: BLE001 - the page says how old the last pass is
                     log.warning("beat watcher pass failed: %s", exc)
+                    discard_connection(db)  # a connection that died mid-pass must not serve the next one
             stop.wait(min(0.5, settings.beat_interval))
     finally:
         sources.close()

@@ -24,6 +24,7 @@ from peewee import Database
 from webui import broadcasts
 from webui.collector.reconcile import celery_repr, online_workers
 from webui.privacy import MASK, Redactor
+from webui.store.database import discard_connection
 
 log = logging.getLogger(__name__)
 
@@ -164,4 +165,5 @@ def inspect_loop(app: Celery, db: Database, writer: Any, redactor: Redactor, *, 
                 log.debug("inspected %d workers", answered)
             except Exception as exc:  # noqa: BLE001 - the pages show the last replies and their age
                 log.warning("inspecting the workers failed: %s", exc)
+                discard_connection(db)
         stop.wait(0.5)

@@ -36,6 +36,7 @@ from peewee import Database
 
 from webui import fastjson
 from webui.collector.reader import CONNECTION_CLASSES, connection_params
+from webui.store.database import discard_connection
 
 log = logging.getLogger(__name__)
 
@@ -355,6 +356,7 @@ def sample_loop(app: Celery, db: Database, writer: Any, *, interval: float, stop
                     writer.put_queue_samples([s.row() for s in samples], at, keep_after=at - retention)
                 except Exception as exc:  # noqa: BLE001 - the page shows how old the last sample is
                     log.warning("sampling queue depths failed: %s", exc)
+                    discard_connection(sampler.db)
             stop.wait(min(0.5, interval))
     finally:
         sampler.close()

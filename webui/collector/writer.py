@@ -32,6 +32,7 @@ from webui.collector.leader import STANDBY_POLL, LeaderLock, NoLock
 from webui.collector.rows import Rows, TaskCache
 from webui.privacy import Redactor
 from webui.store import change_feed
+from webui.store.database import discard_connection
 from webui.store.task_search import Indexer, Snapshot
 
 log = logging.getLogger(__name__)
@@ -312,10 +313,7 @@ class Writer(threading.Thread):
             self._commit_with_retry(part, tick and number == 0)
 
     def _reconnect(self) -> None:
-        try:
-            self.db.close()
-        except Exception:  # noqa: BLE001 - the connection may already be gone
-            pass
+        discard_connection(self.db)  # even one left inside a transaction that could not be rolled back
         try:
             self.db.connect(reuse_if_open=True)
         except Exception as exc:  # noqa: BLE001

@@ -44,6 +44,7 @@ from peewee import Database
 from webui.collector.merge import LOST_EVENT, LOST_SOURCE
 from webui.collector.workers import DEFAULT_FREQ, REASON_HEARTBEAT, REASON_OFFLINE_EVENT, REASON_ONLINE
 from webui.detect import phrasing
+from webui.store.database import discard_connection
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +169,7 @@ def mark_lost_loop(db: Database, writer: Any, settings: Any, *, stop: threading.
                 events = find_lost(db, now, missed_heartbeats=settings.worker_offline_heartbeats)
         except Exception as exc:  # noqa: BLE001 - the next pass tries again
             log.warning("lost-task marking failed: %s", exc)
+            discard_connection(db)
             events = []
         sent = {uuid: at for uuid, at in sent.items() if now - at < RESEND_AFTER}
         fresh = [e for e in events if e["uuid"] not in sent]

@@ -88,3 +88,30 @@ def is_sqlite(db: Database) -> bool:
 def bind_models(db: Database) -> None:
     database_proxy.initialize(db)
 
+
+
+def discard_connection(db: Database | DatabaseProxy) -> None:
+    """Drop the calling thread's connection after an error, whatever state the error left it in, so the next
+    query opens a fresh one.
+
+    Needed because a connection that died inside a transaction cannot be rolled back: peewee then keeps the
+    transaction on its stack, refuses `close()` ("transaction is open"), and every later `atomic()` of this
+    thread becomes a savepoint of that dead transaction — writes that never commit. A pooled connection is
+    closed for good, never handed back to the pool. `connection_context()` blocks still open in this thread
+    stay balanced: their exit finds the connection closed, as after any close.
+    """
+    target = db.obj if isinstance(db, DatabaseProxy) else db
+    if target is None:
+        return
+    state = target._state  # type: ignore[union-attr]
+    open_contexts = list(state.ctx)
+    state.transactions.clear()
+    try:
+        if isinstance(target, PooledPostgresqlDatabase):
+            target.manual_close()
+        else:
+            target.close()
+    except Exception:  # noqa: BLE001 - the connection is being thrown away because it is broken
+        state.reset()
+    finally:
+        state.ctx = open_contexts

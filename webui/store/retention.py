@@ -43,7 +43,7 @@ from peewee import Database
 from webui.collector.rollups import VALUE_COLUMNS as ROLLUP_COLUMNS
 from webui.settings import BY_NAME
 from webui.store import task_search
-from webui.store.database import is_sqlite
+from webui.store.database import discard_connection, is_sqlite
 from webui.store.metrics_queries import fold_tasks
 
 log = logging.getLogger(__name__)
@@ -199,6 +199,7 @@ def prune_loop(db: Database, settings: Any, *, stop: threading.Event, alive: Cal
                 log.info("pruned %s in %.1fs", describe(outcome.by_table()), time.monotonic() - started)
         except Exception as exc:  # noqa: BLE001 - the next pass tries again; nothing half-done is left behind
             log.warning("pruning failed: %s", exc)
+            discard_connection(db)
         if not _wait(stop, alive, interval):
             return
 
