@@ -59,7 +59,7 @@ def insert(db, rows: list[dict]) -> None:
 
 
 def index_up_to(db, mark: int | None) -> task_search.Indexer:
-    indexer = task_search.Indexer(db, step_rows=500)
+    indexer = task_search.Indexer(db, step_rows=(500, 500))
     indexer.start()
     assert indexer.enabled
     while (mark is None or indexer.mark < mark) and indexer.step():
@@ -152,7 +152,8 @@ def test_the_index_answers_once_caught_up_and_holds_no_stale_text(store):
 def indexed(db, text: str) -> set[int]:
     """The task ids the index itself holds for `text`, as it stores them (no check against the task rows)."""
     if is_sqlite(db):
-        found = db.execute_sql("SELECT rowid FROM task_fts WHERE task_fts MATCH ?", (task_search._phrase(text),))
+        trigrams = " AND ".join(task_search._phrase(text[i:i + 3]) for i in range(len(text) - 2))
+        found = db.execute_sql("SELECT rowid FROM task_fts WHERE task_fts MATCH ?", (trigrams,))
     else:
         pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         found = db.execute_sql("SELECT id FROM task_search WHERE body ILIKE %s", (pattern,))

@@ -247,8 +247,9 @@ class Writer(threading.Thread):
         return _Batch(items, events)
 
     def _index(self) -> None:
-        """Search indexing, at low priority: steps while little is waiting (for at most half a batch interval),
-        and one step every INDEX_PACE seconds whatever the backlog, so the index never stops catching up."""
+        """Search indexing, at low priority: steps while less than half a batch is waiting (for at most half a
+        batch interval once anything is), and one step every INDEX_PACE seconds whatever the backlog, so it
+        always catches up. Steps are smaller while events wait (webui.store.task_search.STEP_ROWS)."""
         search = self.search
         if not search.enabled:
             return
@@ -256,17 +257,19 @@ class Writer(threading.Thread):
         forced = began - self._indexed_at >= INDEX_PACE
         if search.caught_up and not forced:
             return
-        while forced or self.pending() < self.batch_size // 4:
+        while forced or self.pending() < self.batch_size // 2:
             forced = False
             try:
-                handled = search.step()
+                handled = search.step(busy=bool(self._inbox))
             except Exception as exc:  # noqa: BLE001 - indexing must never stop ingest; the next step retries
                 if began - self._index_error_logged_at >= 60:
                     self._index_error_logged_at = began
                     log.warning("search indexing failed (%s); retrying", exc)
                 handled = 0
             self._indexed_at = time.monotonic()
-            if not handled or self._indexed_at - began >= self.batch_interval / 2 or self._stopping.is_set():
+            if not handled or self._stopping.is_set():
+                return
+            if self._inbox and self._indexed_at - began >= self.batch_interval / 2:
                 return
 
     def _commit_with_retry(self, batch: _Batch, tick: bool) -> None:

@@ -1,9 +1,10 @@
 """The search index over a task's args, kwargs, result and exception, how the writer keeps it, and how it is read.
 
 What is indexed: one text per task, its four searched columns joined by newlines, in SQLite's contentless FTS5
-table `task_fts` (trigram tokenizer: any substring of three characters or more; no copy of the text is stored)
-or PostgreSQL's `task_search` table with a pg_trgm GIN index (migration 0013). Nothing is indexed in the writer's
-batch transaction: a trigger, or indexing inline, cost 25–40% of SQLite's ingest throughput.
+table `task_fts` (trigram tokenizer, `detail=none`: which tasks hold each three-character sequence; no copy of
+the text, no positions) or PostgreSQL's `task_search` table with a pg_trgm GIN index (migration 0013). Nothing
+is indexed in the writer's batch transaction: a trigger, or indexing inline, cost 25–40% of SQLite's ingest
+throughput.
 
 Which tasks the index answers for, by two facts kept in the database:
 - the high-water mark `task_search_mark.indexed_to`: every task up to that id has been indexed once;
@@ -31,7 +32,7 @@ case ignored; PostgreSQL: ILIKE), exactly as the table walk of webui.store.task_
 proposes candidates, which are checked with that same condition on the task row together with every other
 filter, so it never shows a task the walk would not. In list order (by id), the candidates are what the index
 matches (SQLite: the rarest few trigrams of the text ANDed, the rarest judged by how far back a few postings of
-each reach, or the whole text as a phrase when every trigram is common; PostgreSQL: ILIKE on `task_search`), the
+each reach, or several spread over the text when all are common; PostgreSQL: ILIKE on `task_search`), the
 queued tasks, and every task above the mark (the newest `LAG` seconds, walked as before). They are read in chunks
 with the walk's time budget, so a page that runs out of time says so and where it stopped, as the walk's pages
 do. Sorted by runtime, the index serves a search with at most `MAX_UNORDERED` candidates (all read, then sorted);
@@ -58,13 +59,14 @@ from webui.task_filters import Cursor, TaskFilter
 log = logging.getLogger(__name__)
 
 SEPARATOR = "\n"
-STEP_ROWS = 500  # tasks per indexer transaction: about 15-30 ms of FTS5 work on SQLite
+STEP_ROWS = (1000, 250)  # tasks per indexer transaction, idle and busy: about 20 and 5 ms of FTS5 work (SQLite)
 LAG = 2.0  # seconds the indexer stays behind the newest tasks, so that most are indexed once, finished
 MIN_TRIGRAM = 3
 PROBE_POSTINGS = 1000  # postings read per trigram to judge how rare it is (SQLite)
 MAX_PROBES = 24  # trigrams probed per search; longer texts are sampled evenly
 RAREST = 3  # trigrams ANDed in the SQLite query
 COMMON = 0.05  # a trigram in more than this share of the newest tasks is common
+SPREAD = 8  # trigrams ANDed when every one is common
 MAX_UNORDERED = 10_000  # candidates a runtime-sorted search may read and sort
 CHUNKS = (500, 2000, 8000, 20000)  # candidate ids per stream and chunk; the last repeats
 WINDOWS = (100_000, 400_000, 1_600_000, 6_400_000)  # ids of the index searched per chunk; the last repeats
@@ -149,7 +151,7 @@ Snapshot = dict[int, tuple[str | None, str | None, str | None, str | None]]
 class Indexer:
     """The writer thread's handle on the index: what to queue in a batch, and the indexing steps between."""
 
-    def __init__(self, db: Database, step_rows: int = STEP_ROWS, lag: float = LAG) -> None:
+    def __init__(self, db: Database, step_rows: tuple[int, int] = STEP_ROWS, lag: float = LAG) -> None:
         self.db = db
         self.sqlite = is_sqlite(db)
         self.step_rows = step_rows
@@ -189,11 +191,12 @@ class Indexer:
             _pg(self.db, "INSERT INTO task_search_queue (task_id, old_body) SELECT * FROM unnest(%s::int[], "
                          "%s::text[]) ON CONFLICT (task_id) DO NOTHING", ([r[0] for r in rows], [r[1] for r in rows]))
 
-    def step(self) -> int:
-        """One transaction: reindex queued tasks, then index tasks above the mark; returns the tasks handled."""
+    def step(self, busy: bool = False) -> int:
+        """One transaction: reindex queued tasks, then index tasks above the mark; returns the tasks handled.
+        `busy`: events are waiting, so take a small step."""
         if not self.enabled:
             return 0
-        db, limit = self.db, self.step_rows
+        db, limit = self.db, self.step_rows[1 if busy else 0]
         p = db.param
         mark = self.mark
         with db.atomic():
@@ -271,7 +274,7 @@ _PG_BODY = "concat_ws(E'\\n', COALESCE(args, ''), COALESCE(kwargs, ''), COALESCE
 
 def catch_up(db: Database, *, on_step: Callable[[int, int], None] | None = None) -> int:
     """Index everything not indexed yet, step after step (benchmarks, tests); returns the tasks handled."""
-    indexer = Indexer(db, step_rows=2000, lag=0.0)
+    indexer = Indexer(db, step_rows=(2000, 2000), lag=0.0)
     indexer.start()
     total = 0
     while indexer.enabled:
@@ -431,9 +434,9 @@ class _Search:
 
     def _rarest_trigrams(self) -> str | None:
         """The FTS5 query: the rarest few trigrams of the text ANDed (a matching task holds every one; the row
-        check does the rest), or the text as a phrase when all are common. FTS5 spends its time on the postings
-        of common trigrams, so they are left out. A trigram's rarity: how far back its newest PROBE_POSTINGS
-        postings reach. None: a trigram is in no indexed task, so none matches."""
+        check does the rest), or SPREAD of them from end to end when all are common. FTS5 spends its time on
+        the postings of common trigrams, so they are left out. A trigram's rarity: how far back its newest
+        PROBE_POSTINGS postings reach. None: a trigram is in no indexed task, so none matches."""
         folded = self.text.lower()
         trigrams = list(dict.fromkeys(folded[i:i + MIN_TRIGRAM] for i in range(len(folded) - MIN_TRIGRAM + 1)))
         if len(trigrams) > MAX_PROBES:
@@ -448,10 +451,12 @@ class _Search:
                 return None
             density = n / max(self.mark - int(oldest) + 1, n)
             rarity.append((density, trigram))
-        rarity.sort()
-        if rarity[0][0] > COMMON:
-            return _phrase(self.text)
-        return " AND ".join(_phrase(t) for _, t in rarity[:RAREST])
+        if min(rarity)[0] > COMMON:
+            step = max(1, len(trigrams) // SPREAD)
+            chosen = {*trigrams[::step][:SPREAD - 1], trigrams[-1]}
+        else:
+            chosen = {t for _, t in sorted(rarity)[:RAREST]}
+        return " AND ".join(_phrase(t) for t in trigrams if t in chosen)
 
     # -- pages ------------------------------------------------------------------------------------------
     def walk(self, budget: float, clock: Callable[[], float]) -> tuple[list[Task], Cursor | None, bool, int]:

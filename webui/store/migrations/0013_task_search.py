@@ -1,13 +1,13 @@
 """Schema v13: the search index over a task's args, kwargs, result and exception (webui.store.task_search).
 
 - `task_search_mark` (one row): `indexed_to`, the indexer's high-water mark by task id. Tasks above it have not
-  been looked at yet; at or below it, every finished task is in the index unless it is queued.
-- `task_search_queue`: tasks at or below the mark to (re)index, written by the collector's writer in the batch
-  that finished them or changed their text; `old_body` is the text the index holds for the task, if any (SQLite's
-  contentless index can only forget a text it is given again).
-- SQLite: `task_fts`, a contentless FTS5 table with the trigram tokenizer (substring search, no copy of the
-  text), keyed by task id. Without FTS5 or the trigram tokenizer (SQLite < 3.34) it is left out, and searching
-  walks the table as before.
+  been indexed yet; at or below it, every task is in the index with its current text unless it is queued.
+- `task_search_queue`: tasks at or below the mark to reindex, written by the collector's writer in the batch
+  that changed their text; `old_body` is the text the index holds for the task (SQLite's contentless index can
+  only forget a text it is given again).
+- SQLite: `task_fts`, a contentless FTS5 table with the trigram tokenizer and no positions (`detail=none`: no
+  copy of the text; which tasks hold each trigram, not where), keyed by task id. Without FTS5 or the trigram
+  tokenizer (SQLite < 3.34) it is left out, and searching walks the table as before.
 - PostgreSQL: the pg_trgm extension and `task_search (id, body)` with a GIN trigram index. Creating the extension
   needs a privilege the database user may lack: then the table is left out, the reason logged, and the
   collector tries again at each start (webui.store.task_search.prepare). Searching walks the table meanwhile.
@@ -26,8 +26,10 @@ COMMON = (
     "CREATE TABLE IF NOT EXISTS task_search_queue (task_id INTEGER PRIMARY KEY, old_body TEXT)",
     "INSERT INTO task_search_mark (id, indexed_to) VALUES (1, 0)",
 )
+# detail=none: which tasks hold a trigram, not where: a third of the size and of the indexing time of
+# detail=full. Searches AND trigrams and check the rows, so they need no phrases.
 SQLITE = ("CREATE VIRTUAL TABLE IF NOT EXISTS task_fts USING fts5("
-          "body, content='', columnsize=0, tokenize='trigram')")
+          "body, content='', columnsize=0, detail=none, tokenize='trigram')")
 POSTGRESQL = (
     "CREATE EXTENSION IF NOT EXISTS pg_trgm",
     "CREATE TABLE IF NOT EXISTS task_search (id INTEGER PRIMARY KEY, body TEXT NOT NULL)",
