@@ -60,6 +60,7 @@ class ControlResult:
     replies: list[Reply] = field(default_factory=list)
     silent: list[str] = field(default_factory=list)
     error: str | None = None  # e.g. "broker unreachable: …" (callers answer 503)
+    throttled: bool = False  # not sent: this process is over its broadcast pace (callers answer 429)
 
     @property
     def ok(self) -> bool:
@@ -166,6 +167,8 @@ def shutdown(app: Celery, worker: str) -> ControlResult:
     hostname = check_name(worker, "worker name")
     try:
         broadcasts.broadcast(app, "shutdown", reply=False, destination=[hostname])
+    except broadcasts.TooManyBroadcasts as exc:
+        return ControlResult("shutdown", hostname, error=str(exc), throttled=True)
     except Exception as exc:  # noqa: BLE001 - any broker failure becomes the result's error
         return ControlResult("shutdown", hostname, error=_broker_error(exc))
     return ControlResult("shutdown", hostname)
@@ -351,6 +354,8 @@ def _send(app: Celery, action: str, target: str, command: str, arguments: dict[s
     try:
         raw = broadcasts.broadcast(app, command, reply=True, timeout=timeout, destination=destination,
                                    arguments=arguments, limit=len(destination) if destination else None)
+    except broadcasts.TooManyBroadcasts as exc:
+        return ControlResult(action, target, error=str(exc), throttled=True)
     except Exception as exc:  # noqa: BLE001 - any broker failure becomes the result's error
         log.warning("control %s failed: %s", action, exc)
         return ControlResult(action, target, error=_broker_error(exc))
@@ -412,7 +417,7 @@ def _merge(results: list[ControlResult]) -> ControlResult:
                 by_worker[reply.worker] = reply
     silent = sorted({name for r in results for name in r.silent})
     replies = [by_worker[name] for name in sorted(by_worker) if name not in silent]
-    return ControlResult(first.action, first.target, replies, silent, error)
+    return ControlResult(first.action, first.target, replies, silent, error, any(r.throttled for r in results))
 
 
 def _chunks(items: list[str], size: int) -> list[list[str]]:

@@ -35,6 +35,8 @@ def run(action: Callable[..., control.ControlResult], *args: Any, **kwargs: Any)
     except ValueError as exc:
         raise ApiError(400, str(exc)) from None
     audit.record(result.action, result.target, "ok" if result.ok else "failed", **result.summary())
+    if result.throttled:
+        raise ApiError(429, f"Not sent: {result.error}.")
     if result.error is not None:
         raise ApiError(503, f"The broker is unreachable: {result.error}")
     return result
