@@ -38,7 +38,8 @@ def index() -> tuple[str, int] | str:
     except BadParameter as problem:
         return _page(problem=str(problem), filters=EventFilter(), args={}), 400
     result = event_queries.page(filters, before=before, limit=PAGE_SIZE)
-    return _page(problem=None, filters=filters, args=args, rows=result.rows, more=result.more, before=before)
+    return _page(problem=None, filters=filters, args=args, rows=result.rows, more=result.more, before=before,
+                 resume=result.resume)
 
 
 @bp.get("/events/newer")
@@ -56,14 +57,15 @@ def newer() -> Response | tuple[str, int] | str:
 
 @bp.get("/events/count")
 def count() -> Response | tuple[Response, int]:
-    """How many rows are newer than `after` (up to 1000): the paused page's counter."""
+    """How many rows are newer than `after` (up to 1000, or as many as a filter's walk found in its time budget:
+    "capped" then says "at least"): the paused page's counter."""
     try:
         filters, _args = parse_filters(request.args)
         after = _cursor("after")
     except BadParameter as problem:
         return jsonify(error=str(problem)), 400
-    n = event_queries.count_newer(filters, after, cap=COUNT_CAP)
-    return jsonify(count=n, capped=n >= COUNT_CAP)
+    n, complete = event_queries.count_newer(filters, after, cap=COUNT_CAP)
+    return jsonify(count=n, capped=n >= COUNT_CAP or not complete)
 
 
 def parse_filters(args: Any, now: float | None = None) -> tuple[EventFilter, dict[str, Any]]:
@@ -105,10 +107,10 @@ def _cursor(name: str) -> Cursor | None:
 
 
 def _page(problem: str | None, filters: EventFilter, args: dict[str, Any], rows: list | None = None,
-          more: bool = False, before: Cursor | None = None) -> str:
+          more: bool = False, before: Cursor | None = None, resume: Cursor | None = None) -> str:
     return render_template(
         "events.html", page_title="Events", problem=problem, filters=filters, args=args, rows=rows or [],
-        more=more, before=before, skipped=False, event_types=EVENT_TYPES, since_choices=SINCE,
+        more=more, before=before, resume=resume, skipped=False, event_types=EVENT_TYPES, since_choices=SINCE,
         status=queries.collector_status(), worker_pages=_worker_pages(), page_size=PAGE_SIZE,
     )
 
