@@ -176,7 +176,7 @@ class QueueSample(BaseModel):
     """
 
     queue = CharField(max_length=255)  # indexed with `at` (migration 0006)
-    at = DoubleField()
+    at = DoubleField()  # indexed alone too, for every queue's window (migration 0014)
     depth = IntegerField(null=True)
     ready = IntegerField(null=True)
     unacked = IntegerField(null=True)

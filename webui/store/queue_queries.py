@@ -11,6 +11,7 @@ from webui.store.models import QueueSample, Worker, WorkerInspection
 
 HOUR = 3600.0
 MAX_POINTS = 720  # a chart needs no more points than it has pixels
+_SAMPLE_ID: Any = QueueSample._meta.primary_key  # peewee adds the implicit `id` at run time, unseen by mypy
 
 
 @dataclass
@@ -92,16 +93,25 @@ def consumers(online_only: bool = True) -> dict[str, list[str]]:
 
 
 def queue_overview(window: float = HOUR, now: float | None = None) -> list[QueueView]:
-    """Every queue sampled within `window` seconds: its latest sample and its depths, by name."""
+    """Every queue sampled within `window` seconds: its latest sample and its depths, by name.
+
+    The window's samples come as (at, depth) along the `at` index (migration 0014); only each queue's latest
+    sample is read whole.
+    """
     now = time.time() if now is None else now
-    rows = (QueueSample.select().where(QueueSample.at >= now - window)
-            .order_by(QueueSample.queue, QueueSample.at))
-    by_queue: dict[str, list[QueueSample]] = {}
-    for row in rows:
-        by_queue.setdefault(row.queue, []).append(row)
+    db = QueueSample._meta.database  # a plain cursor: thousands of (at, depth) rows, no model objects
+    rows = db.execute_sql(f"SELECT id, queue, at, depth FROM queue_sample WHERE at >= {db.param} ORDER BY at",
+                          (now - window,)).fetchall()
+    points: dict[str, list[tuple[float, int | None]]] = {}
+    newest: dict[str, int] = {}
+    for row_id, queue, at, depth in rows:
+        points.setdefault(queue, []).append((at, depth))
+        newest[queue] = row_id
+    if not points:
+        return []
+    latest = {s.queue: s for s in QueueSample.select().where(_SAMPLE_ID.in_(list(newest.values())))}
     workers = consumers()
-    return [QueueView(name, samples[-1], thin([(s.at, s.depth) for s in samples]), workers.get(name, []), now)
-            for name, samples in by_queue.items()]
+    return [QueueView(name, latest[name], thin(points[name]), workers.get(name, []), now) for name in sorted(points)]
 
 
 def queue_detail(name: str, window: float = HOUR, now: float | None = None) -> QueueView | None:
