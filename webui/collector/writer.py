@@ -26,7 +26,7 @@ import psycopg
 from peewee import Database, DataError, IntegrityError
 
 from webui.beat import beat_rows
-from webui.collector import merge, rollups, workers
+from webui.collector import merge, redelivery, rollups, workers
 from webui.collector.decode import MalformedEvent, normalise
 from webui.collector.leader import STANDBY_POLL, LeaderLock, NoLock
 from webui.collector.rows import Rows, TaskCache
@@ -109,6 +109,9 @@ class Writer(threading.Thread):
         self._open_gaps: dict[str, int] = {}
         self._overflowing = False
         self._overflow_dropped = 0  # producer side: events dropped in the current overflow
+        # Set while the durable event queue's backlog is read (webui.collector.service): silence then means
+        # "not read yet", so the heartbeat sweep must not take workers offline.
+        self.sweeps_paused = False
         self._malformed_logged_at = 0.0
         self.leading = threading.Event()
         self.previous_heartbeat: float | None = None
@@ -127,10 +130,14 @@ class Writer(threading.Thread):
                                    "full: events were dropped"))
         self._control("gap-close", (GAP_OVERFLOW, count))
 
-    def put_events(self, raw_events: list[Any], received: float, prepared: bool = False) -> None:
+    def put_events(self, raw_events: list[Any], received: float, prepared: bool = False, *,
+                   redelivered: bool = False, receipt: Callable[[], None] | None = None) -> None:
         """Hand over the events of one message. Never blocks; drops (counted) only past the buffer bound.
 
         `prepared`: the reader process already validated and masked them (normalise + privacy filter).
+        `redelivered`: the broker delivered the message before; events already stored are skipped
+        (webui.collector.redelivery). `receipt`: called once the batch holding these events is committed (the
+        durable event queue then acknowledges the message).
         """
         if self.pending() >= self.max_buffered_events:
             self.stats.events_dropped += len(raw_events)
@@ -144,8 +151,11 @@ class Writer(threading.Thread):
             self._overflowing = False
             self._control("gap-close", (GAP_OVERFLOW, self._overflow_dropped))
             self._overflow_dropped = 0
-        self._inbox.append(("prepared" if prepared else "events", raw_events, received))
+        kind = redelivery.REDELIVERED if redelivered else "prepared" if prepared else "events"
+        self._inbox.append((kind, raw_events, received))
         self._enqueued += len(raw_events)
+        if receipt is not None:
+            self._inbox.append(("receipt", receipt, received))
         if self.pending() >= self.batch_size and not self._wake.is_set():  # set() takes a lock: only once
             self._wake.set()
 
@@ -172,8 +182,8 @@ class Writer(threading.Thread):
     def open_gap(self, kind: str, reason: str, started_at: float | None = None) -> None:
         self._control("gap-open", (kind, reason), started_at)
 
-    def close_gap(self, kind: str, ended_at: float | None = None) -> None:
-        self._control("gap-close", (kind,), ended_at)
+    def close_gap(self, kind: str, ended_at: float | None = None, lost: int | None = None) -> None:
+        self._control("gap-close", (kind,) if lost is None else (kind, lost), ended_at)
 
     def _control(self, op: str, args: tuple[Any, ...], at: float | None = None) -> None:
         self._inbox.append((op, args, at if at is not None else self.clock()))
@@ -181,6 +191,11 @@ class Writer(threading.Thread):
 
     def pending(self) -> int:
         return self._enqueued - self._dequeued
+
+    def commit_soon(self) -> None:
+        """Commit what is waiting without waiting out the batch interval: the durable event queue's subscriber
+        asks once half its prefetch window waits for a commit, since the broker sends no more until then."""
+        self._wake.set()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Flush what is buffered, then stop."""
@@ -242,7 +257,7 @@ class Writer(threading.Thread):
         while self._inbox and events < self.batch_size:
             item = self._inbox.popleft()
             items.append(item)
-            if item[0] in ("events", "prepared"):
+            if item[0] in ("events", "prepared", redelivery.REDELIVERED):
                 events += len(item[1])
         return _Batch(items, events)
 
@@ -280,6 +295,9 @@ class Writer(threading.Thread):
                 self._commit(batch, tick)
                 self._dequeued += batch.events
                 self.stats.commit_error = None
+                for kind, receipt, _at in batch.items:
+                    if kind == "receipt":
+                        receipt()
                 return
             except LostLeadership:
                 raise
@@ -336,6 +354,8 @@ class Writer(threading.Thread):
 
     # -- one transaction -------------------------------------------------------------------------------
     def _commit(self, batch: _Batch, tick: bool) -> None:
+        if any(item[0] == redelivery.REDELIVERED for item in batch.items):
+            batch = self._without_stored_copies(batch)
         task_events, worker_events, malformed = self._sort(batch)
         controls = [item for item in batch.items if item[0] in ("gap-open", "gap-close")]
         with self.db.atomic():
@@ -346,7 +366,7 @@ class Writer(threading.Thread):
             self.rows.write_events(records)
             # Per-minute counts for the overview, in the same transaction: they never disagree with the events.
             self.rows.write_rollups(rollups.accumulate(task_events, {s.uuid: s for s in (*new, *changed)}))
-            if tick:
+            if tick and not self.sweeps_paused:
                 transitions += workers.sweep(list(self._workers.values()), self.clock(), self.offline_heartbeats)
                 touched_workers.update(t.hostname for t in transitions)
                 self._check_task_events_flowing()
@@ -376,6 +396,14 @@ class Writer(threading.Thread):
         self.stats.last_commit_at = self.clock()
         for t in transitions:
             log.info("worker %s is %s (%s)", t.hostname, "online" if t.online else "offline", t.reason)
+
+    def _without_stored_copies(self, batch: _Batch) -> _Batch:
+        """The batch without the events of redelivered messages that are stored already (redelivery.py)."""
+        stored = self.rows.stored_event_keys(redelivery.redelivered_uuids(batch.items))
+        items, skipped = redelivery.fresh_items(batch.items, stored, self._workers)
+        if skipped:
+            log.info("skipped %d redelivered events already stored", skipped)
+        return _Batch(items, batch.events - skipped)
 
     def _sort(self, batch: _Batch) -> tuple[list[tuple[dict[str, Any], str | None]], list[dict[str, Any]], int]:
         task_events: list[tuple[dict[str, Any], str | None]] = []
@@ -534,7 +562,7 @@ def _halves(batch: _Batch) -> list[_Batch] | None:
     if not batch.items:
         return None
     kind, payload, at = batch.items[0]
-    if kind not in ("events", "prepared", "repair"):
+    if kind not in ("events", "prepared", "repair", redelivery.REDELIVERED):
         return None
     events = payload[0] if kind == "repair" else payload
     if len(events) < 2:
@@ -548,7 +576,7 @@ def _halves(batch: _Batch) -> list[_Batch] | None:
 
 
 def _events_in(item: tuple[str, Any, float]) -> int:
-    return len(item[1]) if item[0] in ("events", "prepared") else 0
+    return len(item[1]) if item[0] in ("events", "prepared", redelivery.REDELIVERED) else 0
 
 
 def _preview(value: Any) -> str:
