@@ -92,6 +92,12 @@ def _valid_broker_url(url: str) -> str | None:
     return None
 
 
+def _valid_queue_name(name: str) -> str | None:
+    if len(name.encode()) > 240 or name.startswith("amq."):
+        return "must be a RabbitMQ queue name: at most 240 bytes (a .dropped queue is made beside it), not amq.*"
+    return None
+
+
 def _valid_url_prefix(text: str) -> str | None:
     from webui.proxy import prefix_problem
 
@@ -314,6 +320,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("no_task_events_warning", "float", 60.0,
             "Seconds workers may be online without sending task events before the UI warns.",
             COLLECTOR, min=1),
+    Setting("event_queue", "str", None,
+            "RabbitMQ only: read events from a durable queue of this name, which holds them while the monitor is "
+            "down, within the event_queue_* bounds; not set: an auto-delete queue, and events sent while the "
+            "monitor is down are lost (as always on Redis).", COLLECTOR, optional=True, check=_valid_queue_name),
+    Setting("event_queue_max_length", "int", 100_000,
+            "Most messages the durable event queue holds; past it the oldest are dropped, counted and recorded as "
+            "a gap.", COLLECTOR, min=1),
+    Setting("event_queue_max_bytes", "int", 268_435_456,
+            "Most bytes of message bodies the durable event queue holds (256 MiB); past it the oldest are dropped, "
+            "counted and recorded as a gap.", COLLECTOR, min=1),
+    Setting("event_queue_ttl", "float", 3600.0,
+            "Most seconds a message waits in the durable event queue; older ones are dropped, counted and recorded "
+            "as a gap.", COLLECTOR, min=1),
+    Setting("event_queue_expires", "float", 86400.0,
+            "Seconds without a collector after which RabbitMQ deletes the durable event queue, so a monitor "
+            "removed for good leaves nothing behind.", COLLECTOR, min=60),
     # retention (webui/store/retention.py)
     Setting("retention_days", "int", 30,
             "Days finished tasks (SUCCESS, REVOKED, REJECTED, CANCELLED) are kept after their last event; 0: "
@@ -459,6 +481,11 @@ class Settings:
     inspect_interval: float
     queue_sample_interval: float
     no_task_events_warning: float
+    event_queue: str | None
+    event_queue_max_length: int
+    event_queue_max_bytes: int
+    event_queue_ttl: float
+    event_queue_expires: float
     retention_days: int
     failed_retention_days: int
     event_retention_days: int

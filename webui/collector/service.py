@@ -5,6 +5,13 @@ subscribe to the broker until told to stop or until the writer loses leadership.
 with capped exponential backoff and full jitter; each outage is recorded as a gap and followed by a
 reconciliation. When a collector takes over from a dead one, the time since the previous leader's last
 heartbeat is recorded as a gap too: the store never pretends it saw what it did not.
+
+With a durable event queue (`event_queue`, RabbitMQ: webui.collector.event_queue) a downtime or a broker
+disconnection is not a gap by itself: the queue holds the events meanwhile. Whether it kept them all is known
+only once connected again; then the gap is recorded (from when reading stopped) only if the queue was missing or
+had lost its contents, and whatever it dropped past its bounds is recorded as a gap with the events lost.
+Until the backlog is read, the store is behind rather than blind: the heartbeat sweep waits, so workers are not
+taken offline (and their tasks not marked lost) for heartbeats that are still in the queue.
 """
 from __future__ import annotations
 
@@ -29,8 +36,9 @@ from webui.alerts import runner as alert_runner
 from webui.beat import watcher as beat_watcher
 from webui.celery_app import safe_broker_url
 from webui.collector import inspector, queue_sampler, reconcile
+from webui.collector.event_queue import GAP_QUEUE_DROPPED, DropReport, EventQueueOptions, QueueHooks, Resume
 from webui.collector.leader import leader_lock
-from webui.collector.subscriber import MalformedCounter, make_subscriber
+from webui.collector.subscriber import MalformedCounter, make_subscriber, supports_event_queue
 from webui.collector.writer import GAP_BROKER, GAP_COLLECTOR_DOWN, CollectorStats, Writer
 from webui.detect import lost_marker
 from webui.privacy import SETTING_NAMES, Redactor
@@ -67,6 +75,14 @@ class Collector:
         self._thread: threading.Thread | None = None
         self._helpers: list[threading.Thread] = []
         self.writer: Writer | None = None
+        self.event_queue = EventQueueOptions.from_settings(settings)
+        if self.event_queue is not None and not supports_event_queue(app):
+            log.warning("event_queue is set but the broker is not RabbitMQ (AMQP): ignored. Redis PUB/SUB cannot "
+                        "buffer events for a collector that is not listening; a downtime is recorded as a gap "
+                        "and repaired by reconciliation")
+            self.event_queue = None
+        # With the durable queue: since when, and why, events were not read (kind, reason, since); see above.
+        self._behind: tuple[str, str, float] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -79,6 +95,9 @@ class Collector:
 
     def stop(self, timeout: float = 20.0) -> None:
         """Stop subscribing and flush what was received before returning."""
+        if self.event_queue is not None and self.writer is not None:
+            # Heartbeats sent from now on wait in the queue for the next collector: silence proves nothing.
+            self.writer.sweeps_paused = True
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
@@ -105,6 +124,7 @@ class Collector:
             self.db, self.redactor, self.stats, lock=leader_lock(self.db),
             batch_interval=s.batch_interval, batch_size=s.batch_size,
             offline_heartbeats=s.worker_offline_heartbeats, no_task_events_warning=s.no_task_events_warning)
+        self.writer.sweeps_paused = self.event_queue is not None  # until the queue's backlog is read
         self.writer.start()
         return self.writer
 
@@ -113,9 +133,13 @@ class Collector:
             if self._stop.is_set() or not writer.is_alive():
                 return
         log.info("collector leading for %s (broker %s)", self.stats.leader, self.stats.broker)
+        self._behind = None
         if writer.previous_heartbeat is not None:
-            writer.open_gap(GAP_COLLECTOR_DOWN, "the collector was not running (restart, crash or handover "
-                            "between collectors)", started_at=writer.previous_heartbeat)
+            reason = "the collector was not running (restart, crash or handover between collectors)"
+            if self.event_queue is None:
+                writer.open_gap(GAP_COLLECTOR_DOWN, reason, started_at=writer.previous_heartbeat)
+            else:
+                self._behind = (GAP_COLLECTOR_DOWN, reason, writer.previous_heartbeat)
         self._helpers = self._start_helpers(writer)
         try:
             self._subscribe_until_stopped(writer)
@@ -132,28 +156,35 @@ class Collector:
         def should_stop() -> bool:
             return self._stop.is_set() or not writer.is_alive()
 
-        def on_connected() -> None:
+        def on_connected(resume: Resume | None = None) -> None:
             nonlocal delays
             delays = backoff_delays()
-            self._on_connected(writer)
+            self._on_connected(writer, resume)
 
         reader = {n: getattr(self.settings, n) for n in SETTING_NAMES} if self.settings.reader_process else None
+        event_queue = None
+        if self.event_queue is not None:
+            event_queue = (self.event_queue, QueueHooks(
+                caught_up=lambda: self._caught_up(writer), dropped=lambda report: self._record_drops(writer, report),
+                writer_alive=writer.is_alive, commit_soon=writer.commit_soon))
         while not should_stop():
-            subscriber = make_subscriber(self.app, on_malformed, reader, writer.dropped_upstream)
+            subscriber = make_subscriber(self.app, on_malformed, reader, writer.dropped_upstream, event_queue)
             try:
                 subscriber.run(writer.put_events, on_connected, should_stop)
             except Exception as exc:  # noqa: BLE001 - any broker failure: record, back off, reconnect
                 self._on_disconnected(writer, exc)
                 self._stop.wait(next(delays))
 
-    def _on_connected(self, writer: Writer) -> None:
+    def _on_connected(self, writer: Writer, resume: Resume | None = None) -> None:
         now = time.time()
         self.stats.connected = True
         self.stats.connected_since = now
         writer.close_gap(GAP_COLLECTOR_DOWN, now)
         writer.close_gap(GAP_BROKER, now)
-        # Every (re)connection follows a blind interval, even the first (tasks already running).
-        if self.settings.reconcile:
+        # Every (re)connection follows a blind interval, even the first (tasks already running), unless the
+        # durable queue kept everything.
+        repair = resume is None or self._on_resumed(writer, resume, now)
+        if self.settings.reconcile and repair:
             reconciler = threading.Thread(target=self._reconcile, args=(writer, now), name="webui-reconcile",
                                           daemon=True)
             self._helpers.append(reconciler)
@@ -161,12 +192,50 @@ class Collector:
         writer.previous_heartbeat = None
         self.stats.last_error = None
 
+    def _on_resumed(self, writer: Writer, resume: Resume, now: float) -> bool:
+        """Record what the durable queue could not keep while it was not read; True: repair states after it."""
+        behind, self._behind = self._behind, None
+        if not resume.intact:
+            if behind is None:  # the first start: nothing was expected of the queue yet
+                log.info("%s; it holds the events from now on", resume.why)
+            else:
+                log.warning("%s: events sent meanwhile are missing", resume.why)
+                kind, reason, since = behind
+                writer.open_gap(kind, f"{reason}; {resume.why}", started_at=since)
+                writer.close_gap(kind, now)
+        elif behind is not None:
+            log.info("the durable event queue kept the events sent since %s (%s)",
+                     time.strftime("%H:%M:%S", time.localtime(behind[2])), behind[1])
+        if resume.dropped is not None:
+            self._record_drops(writer, resume.dropped)
+        return not resume.intact or resume.dropped is not None
+
+    def _record_drops(self, writer: Writer, report: DropReport) -> None:
+        """What the durable queue dropped past its bounds: a gap over their times, with the events lost."""
+        assert self.event_queue is not None
+        reason = report.describe(self.event_queue)
+        log.warning("%s", reason)
+        now = time.time()
+        self.stats.events_dropped += report.events
+        started = report.first if report.first is not None and report.first <= now else now
+        ended = now if report.full or report.last is None else min(max(report.last, started), now)
+        writer.open_gap(GAP_QUEUE_DROPPED, reason, started_at=started)
+        writer.close_gap(GAP_QUEUE_DROPPED, ended, lost=report.events)
+
+    def _caught_up(self, writer: Writer) -> None:
+        writer.sweeps_paused = False
+
     def _on_disconnected(self, writer: Writer, exc: Exception) -> None:
         reason = f"{type(exc).__name__}: {exc}"
         if not isinstance(exc, BROKER_ERRORS):
             # Not the broker's fault: say so, with the traceback, but keep retrying like any outage.
             log.error("unexpected error while receiving events; retrying", exc_info=exc)
-        if self.stats.connected:
+        if self.stats.connected and self.event_queue is not None:
+            log.warning("lost the broker connection (%s); reconnecting (the durable event queue holds the "
+                        "events meanwhile)", reason)
+            self._behind = self._behind or (GAP_BROKER, f"broker connection lost: {reason}", time.time())
+            writer.sweeps_paused = True
+        elif self.stats.connected:
             log.warning("lost the broker connection (%s); reconnecting", reason)
             writer.open_gap(GAP_BROKER, f"broker connection lost: {reason}")
         else:

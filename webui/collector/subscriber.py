@@ -11,6 +11,8 @@ stop and raises on a broker error (the service reconnects with backoff):
   (webui/collector/reader.py), so the collector process only merges and writes. The default for Redis.
 - `KombuSubscriber`: every other transport (RabbitMQ…): a kombu consumer on the queue Celery's own
   `EventReceiver` would declare, with `no_ack`, reading raw message bodies.
+- `DurableQueueSubscriber` (webui.collector.event_queue): RabbitMQ with `event_queue` set: a durable, bounded,
+  named queue, acknowledged only once the writer committed the events, so a restart loses nothing.
 
 Neither applies Celery's Receiver normalisation: timestamps stay as sent (decode.py says why).
 """
@@ -35,6 +37,7 @@ from redis.utils import HIREDIS_AVAILABLE
 
 from webui.collector import reader as reader_process
 from webui.collector.decode import SAFE_CONTENT_TYPES, MalformedEvent, decode_body, decode_envelope
+from webui.collector.event_queue import DurableQueueSubscriber, EventQueueOptions, QueueHooks
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,7 @@ _POLL = 0.5  # seconds between checks of should_stop while the channel is idle
 
 
 class Subscriber(Protocol):
-    def run(self, handoff: Handoff, on_connected: Callable[[], None], should_stop: Callable[[], bool]) -> None:
+    def run(self, handoff: Handoff, on_connected: Callable[..., None], should_stop: Callable[[], bool]) -> None:
         ...
 
 
@@ -65,14 +68,23 @@ class MalformedCounter:
 
 def make_subscriber(app: Celery, on_malformed: Callable[[MalformedEvent], None],
                     reader: dict[str, Any] | None = None,
-                    on_dropped: Callable[[int], None] = lambda n: None) -> Subscriber:
-    """The subscriber for the app's broker; with `reader` (privacy settings), a reader process where possible."""
+                    on_dropped: Callable[[int], None] = lambda n: None,
+                    event_queue: tuple[EventQueueOptions, QueueHooks] | None = None) -> Subscriber:
+    """The subscriber for the app's broker; with `reader` (privacy settings), a reader process where possible;
+    with `event_queue` (an AMQP broker: the service checked), the durable queue."""
     transport = app.connection_for_read().transport_cls
     if isinstance(transport, str) and transport in ("redis", "rediss", "sentinel"):
         if reader is not None and transport != "sentinel" and HIREDIS_AVAILABLE:
             return ProcessSubscriber(app, on_malformed, reader, on_dropped)
         return RedisSubscriber(app, on_malformed)
+    if event_queue is not None:
+        return DurableQueueSubscriber(app, on_malformed, *event_queue)
     return KombuSubscriber(app, on_malformed)
+
+
+def supports_event_queue(app: Celery) -> bool:
+    """Whether the app's broker speaks AMQP, where a durable event queue can buffer (Redis PUB/SUB cannot)."""
+    return app.connection_for_read().transport.driver_type == "amqp"
 
 
 class RedisSubscriber:
