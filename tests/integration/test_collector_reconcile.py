@@ -9,6 +9,7 @@ from celery import Celery
 
 from tests import celeryapp as tasks
 from tests.support.collector import running_collector
+from tests.support.events import dispatcher
 from tests.support.processes import CeleryWorker
 from tests.support.waiting import wait_for
 
@@ -62,3 +63,32 @@ def test_a_killed_worker_goes_offline_after_its_missed_heartbeats(doomed_worker,
     assert row["status_changed_at"] - row["last_seen"] >= 6.0 - 0.5  # 3 intervals of 2 s, not one
     transitions = store.rows("SELECT online, reason FROM worker_event ORDER BY id")
     assert [(bool(t["online"]), t["reason"]) for t in transitions][-1] == (False, "heartbeat timeout")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_task_nobody_can_account_for_after_a_gap_is_shown_unknown_since_not_running(redis_db, database_url,
+                                                                                       store):
+    from webui.app import create_app
+    from webui.settings import default_settings
+
+    app = Celery(broker=redis_db)  # no result backend, and the worker below is gone: nothing can settle it
+    with running_collector(app, database_url):
+        with dispatcher(redis_db, hostname="ghost@nowhere") as d:
+            d.send("task-received", uuid="ghost-task", name="proj.report", args="()", kwargs="{}", retries=0)
+            d.send("task-started", uuid="ghost-task")
+        wait_for(lambda: store.state("ghost-task") == "STARTED", timeout=15, message="task never stored")
+    with running_collector(app, database_url, inspect_timeout=0.5):
+        wait_for(lambda: "unknown_since" in (store.task("ghost-task")["detail"] or ""), timeout=15,
+                 message="the unaccounted-for task was not marked")
+        assert store.state("ghost-task") == "STARTED"  # its state is never guessed
+        assert store.events("ghost-task")[-1]["source"] == "reconcile"
+        web = create_app(default_settings(broker="memory://", database=database_url, insecure_no_auth=True,
+                                          alert_default_rules=False), start_collector=False).test_client()
+        assert 'id="unknown-since"' in web.get("/task/ghost-task").get_data(as_text=True)
+        assert "unknown since" in web.get("/tasks").get_data(as_text=True)
+        assert web.get("/api/v1/tasks/ghost-task").get_json()["unknown_since"] is not None
+        with dispatcher(redis_db, hostname="ghost@nowhere") as d:
+            d.send("task-succeeded", uuid="ghost-task", result="1", runtime=1.0)
+        wait_for(lambda: store.state("ghost-task") == "SUCCESS", timeout=15, message="late outcome not stored")
+        assert "unknown_since" not in (store.task("ghost-task")["detail"] or "")
+        assert web.get("/api/v1/tasks/ghost-task").get_json()["unknown_since"] is None

@@ -226,3 +226,27 @@ def test_a_task_lost_event_on_the_event_channel_is_only_a_custom_event():
     task, records = merge(ev("task-started", 2), lost(30))
     assert task.state == "STARTED" and "lost_at" not in task.detail
     assert records[-1].type == "task-lost"
+
+
+def unresolved(before: float) -> dict:
+    return {"type": "task-unresolved", "uuid": "t1", "timestamp": before, "before": before,
+            "local_received": 500.0}
+
+
+def test_a_task_reconciliation_could_not_find_is_unknown_since_its_last_event_until_it_is_heard_of():
+    task, _ = merge(ev("task-received", 1, retries=0), ev("task-started", 2))
+    last_heard = task.updated_at
+    apply_task_event(task, unresolved(before=400.0), "reconcile")
+    assert task.state == "STARTED" and task.detail["unknown_since"] == last_heard
+    apply_task_event(task, ev("task-succeeded", 3, result="1"))
+    assert task.state == "SUCCESS" and "unknown_since" not in task.detail
+
+
+def test_no_unknown_mark_for_a_finished_task_one_heard_of_since_or_one_claimed_from_the_event_channel():
+    finished, _ = merge(ev("task-received", 1, retries=0), ev("task-succeeded", 2, result="1"))
+    apply_task_event(finished, unresolved(before=400.0), "reconcile")
+    heard_since, _ = merge(ev("task-received", 1, retries=0))
+    apply_task_event(heard_since, unresolved(before=heard_since.updated_at), "reconcile")  # read before it came
+    forged, _ = merge(ev("task-received", 1, retries=0))
+    apply_task_event(forged, unresolved(before=400.0))  # anyone may publish a task-unresolved
+    assert all("unknown_since" not in t.detail for t in (finished, heard_since, forged))

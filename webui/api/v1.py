@@ -34,7 +34,8 @@ def tasks() -> Response:
     except FilterError as exc:
         raise ApiError(400, str(exc)) from None
     page = task_list.fetch_page(current_app.config["WEBUI_DATABASE"], flt)
-    return jsonify({"tasks": [{**task_dict(t), "queue": t.queue} for t in page.tasks],
+    return jsonify({"tasks": [{**task_dict(t), "queue": t.queue, "unknown_since": t.unknown_since}
+                              for t in page.tasks],
                     "next_cursor": page.next_cursor.encode() if page.next_cursor else None,
                     "partial": page.partial})
 
@@ -55,7 +56,8 @@ def tasks_count() -> Response:
 @bp.get("/tasks/<task_id>")
 def task(task_id: str) -> Response:
     found = _task(task_id)
-    return jsonify({**task_info(found), "queue": found.queue, "executions": found.executions})
+    return jsonify({**task_info(found), "queue": found.queue, "executions": found.executions,
+                    "unknown_since": found.unknown_since})
 
 
 @bp.get("/tasks/<task_id>/events")

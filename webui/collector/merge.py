@@ -43,10 +43,15 @@ REJECTED = "REJECTED"
 CANCELLED = "CANCELLED"
 LOST = "LOST"  # the monitor's verdict (see the module docstring); never sent by Celery
 
+UNRESOLVABLE_STATES = frozenset({PENDING, RECEIVED, STARTED, RETRY})  # what a gap can leave unsettled
 TERMINAL_STATES = frozenset({SUCCESS, FAILURE, REVOKED, REJECTED})  # LOST is not: its worker may come back
 ALL_STATES = (PENDING, RECEIVED, STARTED, RETRY, CANCELLED, SUCCESS, FAILURE, REVOKED, REJECTED, LOST)
 LOST_EVENT = "task-lost"
 LOST_SOURCE = "detector"  # the only source whose `task-lost` counts: one on the event channel is a custom event
+# Reconciliation's verdict after a gap: neither the workers nor the result backend know what became of the task.
+# Not a state: the task keeps the one it had, marked "unknown since" its last event, until any later event.
+UNRESOLVED_EVENT = "task-unresolved"
+UNRESOLVED_SOURCE = "reconcile"
 
 # Phase rank inside one delivery; END covers RETRY, CANCELLED, requeued rejections and terminal states.
 _RANK_PENDING, _RANK_RECEIVED, _RANK_STARTED, _RANK_END = 0, 1, 2, 3
@@ -142,6 +147,10 @@ def apply_task_event(task: TaskState, event: dict[str, Any], source: str | None 
     handler = _STATE_HANDLERS.get(etype)
     if etype == LOST_EVENT and source != LOST_SOURCE:
         handler = None  # anyone can publish on the event channel; only the collector declares a task lost
+    if etype == UNRESOLVED_EVENT and source != UNRESOLVED_SOURCE:
+        handler = None  # likewise: only reconciliation says it could not find a task
+    elif etype != UNRESOLVED_EVENT:
+        task.detail.pop("unknown_since", None)  # heard of again: whatever this event says is known
     if source is not None:
         # A repair (inspect, result backend) only fills in what real events did not say.
         event = {k: v for k, v in event.items() if k not in TASK_FIELDS or getattr(task, TASK_FIELDS[k]) is None}
@@ -299,6 +308,16 @@ def _on_lost(task: TaskState, event: dict[str, Any], attempt: int, ts: float | N
         task.detail["lost_reason"] = event["reason"]
 
 
+def _on_unresolved(task: TaskState, event: dict[str, Any], attempt: int, ts: float | None) -> None:
+    """Reconciliation found the task nowhere: still unfinished, and untouched since before the gap ended."""
+    checked_before = _number(event.get("before"))
+    if task.state not in UNRESOLVABLE_STATES or checked_before is None:
+        return
+    if task.updated_at is not None and task.updated_at >= checked_before:
+        return  # an event arrived after reconciliation read the store: it is known again
+    task.detail["unknown_since"] = task.updated_at if task.updated_at is not None else ts
+
+
 def _set_state(task: TaskState, state: str, attempt: int, delivery: int, rank: int) -> None:
     task.state = state
     task.attempt = attempt
@@ -366,4 +385,5 @@ _STATE_HANDLERS = {
     "task-rejected": _finisher(REJECTED),
     "task-cancelled": _finisher(CANCELLED),
     LOST_EVENT: _on_lost,
+    UNRESOLVED_EVENT: _on_unresolved,
 }

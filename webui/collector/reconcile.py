@@ -7,7 +7,9 @@ repair can only move a task forward, and the task's timeline shows what was repa
 - `inspect active` → `task-started`, `inspect reserved`/`scheduled` → `task-received`.
 - A task we last saw RECEIVED/STARTED/PENDING on a worker that answered but no longer lists it finished during
   the gap: with a result backend, its stored outcome becomes `task-succeeded`/`task-failed`/`task-revoked`.
-  What neither source can settle is left as it was (the detectors name it later); never guessed.
+  What neither source can settle keeps its state, never guessed, but is marked *unknown since* its last event
+  (a `task-unresolved` repair, source `reconcile`): pages then say the monitor cannot tell what became of it,
+  instead of showing it running or waiting forever. Its next event, of any kind, clears the mark.
 
 It runs in its own thread: `inspect` waits for replies, and nothing on the event path may wait.
 """
@@ -24,11 +26,13 @@ from celery.utils.saferepr import saferepr
 from peewee import Database
 
 from webui import broadcasts
+from webui.collector.merge import UNRESOLVABLE_STATES, UNRESOLVED_EVENT, UNRESOLVED_SOURCE
 
 log = logging.getLogger(__name__)
 
 UNFINISHED_STATES = ("PENDING", "RECEIVED", "STARTED", "LOST")  # LOST: its worker answers again
 MAX_BACKEND_LOOKUPS = 5000
+MAX_UNRESOLVED = 20_000  # marked per reconciliation, newest first: beyond that a gap's damage is plain anyway
 _BACKEND_EVENTS = {"SUCCESS": "task-succeeded", "FAILURE": "task-failed", "REVOKED": "task-revoked"}
 
 
@@ -133,7 +137,26 @@ def reconcile(app: Celery, db: Database, writer: Any, *, timeout: float, gap_end
     settled = backend_outcomes(app, candidates)
     if settled:
         writer.put_repairs(settled, "backend")
-    found = {"workers": len(answered), "inspected": len(active), "backend": len(settled)}
+    known = listed | {e["uuid"] for e in settled}
+    unresolved = [{"type": UNRESOLVED_EVENT, "uuid": t, "timestamp": gap_ended, "before": gap_ended}
+                  for t in unresolved_tasks(db, gap_ended) if t not in known]
+    if unresolved:
+        writer.put_repairs(unresolved, UNRESOLVED_SOURCE)
+    found = {"workers": len(answered), "inspected": len(active), "backend": len(settled),
+             "unresolved": len(unresolved)}
     log.info("reconciled after gap: %(workers)d workers answered, %(inspected)d tasks running or queued, "
-             "%(backend)d finished tasks read from the result backend", found)
+             "%(backend)d finished tasks read from the result backend, %(unresolved)d unfinished tasks nobody "
+             "could account for", found)
     return found
+
+
+def unresolved_tasks(db: Database, before: float) -> list[str]:
+    """Task ids still unfinished in the store and last touched before `before` (along `task (state,
+    updated_at)`), newest first."""
+    p = db.param
+    states = sorted(UNRESOLVABLE_STATES)
+    with db.connection_context():
+        rows = db.execute_sql(
+            f"SELECT uuid FROM task WHERE state IN ({', '.join([p] * len(states))}) AND updated_at < {p} "
+            f"ORDER BY updated_at DESC LIMIT {MAX_UNRESOLVED}", [*states, before]).fetchall()
+    return [r[0] for r in rows]

@@ -17,6 +17,7 @@ from peewee import (
     TextField,
 )
 
+from webui import fastjson
 from webui.collector.rollups import BUCKET_COLUMNS as ROLLUP_BUCKET_COLUMNS
 from webui.store.database import database_proxy
 
@@ -69,8 +70,18 @@ class Task(BaseModel):
     starts = IntegerField(default=0)
     executions = IntegerField(default=0)
     event_count = IntegerField(default=0)
-    detail = TextField(null=True)  # JSON: terminated, signum, expired, requeue, duplicate_starts, lost_*
+    detail = TextField(null=True)  # JSON: terminated, signum, expired, requeue, duplicate_starts, lost_*,
+    #                                      unknown_since
     updated_at = DoubleField()  # the last event's arrival; indexed with state for retention (migration 0012)
+
+    @property
+    def unknown_since(self) -> float | None:
+        """When the monitor last heard of this unfinished task, if a gap since left it unaccounted for:
+        reconciliation found it neither on a worker nor in the result backend (webui.collector.reconcile)."""
+        if not self.detail or "unknown_since" not in self.detail:  # most rows: no JSON to parse
+            return None
+        value = fastjson.loads_as(self.detail, dict).get("unknown_since")
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 class TaskEvent(BaseModel):

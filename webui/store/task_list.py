@@ -38,7 +38,7 @@ SEARCHED_COLUMNS = ("args", "kwargs", "result", "exception")
 DRIVING_COLUMNS = (("names", "name"), ("workers", "worker"), ("queues", "queue"), ("states", "state"))
 LIST_COLUMNS = ("id", "uuid", "name", "state", "worker", "queue", "args", "kwargs", "result", "exception",
                 "retries", "executions", "sent_at", "received_at", "started_at", "succeeded_at", "failed_at",
-                "revoked_at", "rejected_at", "cancelled_at", "runtime", "eta", "parent_id", "root_id")
+                "revoked_at", "rejected_at", "cancelled_at", "runtime", "eta", "parent_id", "root_id", "detail")
 
 
 @dataclass
