@@ -134,15 +134,16 @@ def failures_by_worker(now: float | None = None, limit: int = FAILURES_LIMIT) ->
     """Failures in the last 24 h per worker, from at most `limit` newest ones; (counts, limit reached)."""
     since = (now or time.time()) - STATS_WINDOW
     # failed_at alone (not state): its partial index is a range of the last 24 h; (state, id) would be every
-    # failure ever.
-    newest = Task.select(Task.worker).where(Task.failed_at >= since).order_by(Task.failed_at.desc()).limit(limit)
+    # failure ever. Counted by the database: 10,000 rows through the ORM cost ~100 ms of Python.
+    newest = (Task.select(Task.worker).where(Task.failed_at >= since).order_by(Task.failed_at.desc())
+              .limit(limit).alias("newest"))
+    query: Any = Task.select(newest.c.worker, fn.COUNT(1)).from_(newest).group_by(newest.c.worker).tuples()
     counts: dict[str, int] = {}
     total = 0
-    workers: list[tuple[str | None]] = list(newest.tuples())  # type: ignore[arg-type]  # stubs miss .tuples()
-    for (worker,) in workers:
-        total += 1
+    for worker, count in query:
+        total += int(count)
         if worker:
-            counts[worker] = counts.get(worker, 0) + 1
+            counts[worker] = int(count)
     return counts, total >= limit
 
 
