@@ -179,6 +179,14 @@ def test_an_export_walks_every_match(db, rows):
     assert uuids == expected(rows, f)
 
 
+def test_an_export_with_a_filter_off_the_index_walks_past_the_first_chunk(db, rows):
+    f = parse(MultiDict({"worker": ["w1@h"], "runtime_min": ["29"]}), NOW)  # rare: one page, several chunks
+
+    uuids = [t.uuid for t in task_list.iter_all(db, f, chunk=100)]
+
+    assert uuids == expected(rows, f) and 0 < len(uuids) < 100
+
+
 @pytest.mark.parametrize("args", FILTERS, ids=[repr(f) for f in FILTERS])
 def test_a_count_is_exactly_what_a_full_scan_would_find_below_the_cap(db, rows, args):
     f = parse(MultiDict(args), NOW)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -124,7 +125,7 @@ def fetch_page(db: Database, flt: TaskFilter, *, budget: float = BUDGET, clock=t
     for step, size in enumerate(itertools.chain(CHUNKS, itertools.repeat(CHUNKS[-1]))):
         if plan.residual == "" and step == 0:
             size = max(size, flt.limit + 1)  # nothing to filter out: one chunk fills the page
-        elif per_row > 0:
+        elif per_row > 0 and math.isfinite(budget):  # (an export's walk has no budget)
             # No chunk may overrun what is left of the budget by much: size it from the measured cost.
             left = budget - (clock() - started)
             size = max(CHUNKS[0], min(size, int(left / per_row)))
