@@ -308,7 +308,7 @@ class Writer(threading.Thread):
                     # wedge the writer for good. Write it in halves until the culprit is alone; drop only that.
                     self._commit_in_parts(batch, tick, exc)
                     return
-                self.stats.commit_error = f"{type(exc).__name__}: {exc}"
+                self.stats.commit_error = _describe(exc)
                 if self._stopping.is_set():
                     failures_while_stopping += 1
                     if failures_while_stopping >= STOP_ATTEMPTS:
@@ -573,6 +573,15 @@ def _halves(batch: _Batch) -> list[_Batch] | None:
         item = (kind, (chunk, payload[1]) if kind == "repair" else chunk, at)
         halves.append(_Batch([item], _events_in(item)))
     return halves
+
+
+def _describe(exc: BaseException) -> str:
+    """The error as people need it: when SQLite already rolled back (a full disk, say), the rollback that
+    followed fails with "no transaction is active" and would hide the cause."""
+    seen = 0
+    while "no transaction is active" in str(exc) and exc.__context__ is not None and seen < 5:
+        exc, seen = exc.__context__, seen + 1  # through the driver's and peewee's wrappings of the rollback
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _events_in(item: tuple[str, Any, float]) -> int:
