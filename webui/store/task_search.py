@@ -34,10 +34,13 @@ filter, so it never shows a task the walk would not. In list order (by id), the 
 matches (SQLite: the rarest few trigrams of the text ANDed, the rarest judged by how far back a few postings of
 each reach, or several spread over the text when all are common; PostgreSQL: ILIKE on `task_search`), the
 queued tasks, and every task above the mark (the newest `LAG` seconds, walked as before). They are read in chunks
-with the walk's time budget, so a page that runs out of time says so and where it stopped, as the walk's pages
-do. Sorted by runtime, the index serves a search with at most `MAX_UNORDERED` candidates (all read, then sorted);
-beyond that, and for texts shorter than three characters (PostgreSQL: without three letters or digits in a row),
-the walk serves the search alone.
+sized to the walk's time budget, so a page that runs out of time says so and where it stopped, as the walk's pages
+do. Sorted by runtime, the index serves a search with at most `MAX_UNORDERED` candidates (all read, then sorted).
+The walk serves the search alone (as it did before the index) for a text shorter than three characters
+(PostgreSQL: without three letters or digits in a row), for a text all of whose trigrams are common (SQLite: the
+walk finds such a text within a few rows, faster than the index's candidates), while more than `NEWEST_MAX`
+tasks wait above the mark (after an upgrade, or the indexer far behind), and for a runtime sort with more
+candidates than `MAX_UNORDERED`.
 """
 from __future__ import annotations
 
@@ -68,14 +71,15 @@ RAREST = 3  # trigrams ANDed in the SQLite query
 COMMON = 0.05  # a trigram in more than this share of the newest tasks is common
 SPREAD = 8  # trigrams ANDed when every one is common
 MAX_UNORDERED = 10_000  # candidates a runtime-sorted search may read and sort
+NEWEST_MAX = 20_000  # tasks above the mark past which the walk serves searches alone (the indexer is far behind)
 CHUNKS = (500, 2000, 8000, 20000)  # candidate ids per stream and chunk; the last repeats
-WINDOWS = (100_000, 400_000, 1_600_000, 6_400_000)  # ids of the index searched per chunk; the last repeats
+WINDOWS = (100_000, 400_000, 1_600_000, 6_400_000)  # ids of the SQLite index searched per chunk; the last repeats
 AVAILABLE_TTL = 60.0  # seconds a process trusts what it found out about the index
 _PG_RUN = re.compile(r"[^\W_]{3}")  # pg_trgm's index serves a LIKE only with a word of three characters
 
 _available: dict[int, tuple[float, bool]] = {}
 _warned = threading.Event()
-_rarest: dict[tuple[int, str], tuple[float, str]] = {}
+_rarest: dict[tuple[int, str], tuple[float, str, bool]] = {}
 
 
 def body(args: str | None, kwargs: str | None, result: str | None, exception: str | None) -> str:
@@ -340,6 +344,8 @@ def search_page(db: Database, flt: TaskFilter, *, columns: Sequence[str], residu
         if not available(db):
             return None
         search = _Search(db, flt, columns, residual)
+        if search.common or search.newest_beyond(NEWEST_MAX):
+            return None  # the walk finds a common text fast; a long unindexed tail is the walk's job anyway
         if flt.by_runtime:
             return search.unordered()
         return search.walk(budget, clock)
@@ -360,6 +366,7 @@ class _Search:
         self.residual, self.residual_params = residual
         self.desc = flt.descending
         self.mark = read_mark(db)
+        self.common = False  # SQLite: every trigram of the text is common (see _rarest_trigrams)
         self.match = self._match() if self.mark else None
 
     # -- the sources of candidates, each in list order beyond `position` ----------------------------------
@@ -394,7 +401,9 @@ class _Search:
         key = "rowid" if self.sqlite else "id"
         start = position if position is not None else (self.mark + 1 if self.desc else 0)
         far: int | None = None
-        if window is not None:
+        # PostgreSQL reads a GIN index whole whatever the id range (a bitmap, then sorted), or walks the key
+        # backwards when it expects a common text: a window would only repeat the GIN read chunk after chunk.
+        if window is not None and self.sqlite:
             far = start - window if self.desc else start + window
             if (self.desc and far <= 1) or (not self.desc and far >= self.mark):
                 far = None
@@ -409,6 +418,12 @@ class _Search:
         ids = self._ids(f"{sql} ORDER BY {self._order(key)} LIMIT {int(size)}", [self.match, *params])
         return ids, far
 
+    def newest_beyond(self, count: int) -> bool:
+        """Whether more than `count` tasks are above the mark."""
+        row = self._execute(f"SELECT id FROM {self.table} WHERE id > {self.p} ORDER BY id LIMIT 1 OFFSET {int(count)}",
+                            [self.mark]).fetchone()
+        return row is not None
+
     def newest_end(self, position: int | None, size: int) -> tuple[int | None, int]:
         """The tasks above the mark (the walk's part): the id `size` rows beyond `position`, or the last one,
         and how many rows that is."""
@@ -420,17 +435,30 @@ class _Search:
     # -- the match expression ---------------------------------------------------------------------------
     def _match(self) -> str | None:
         if not self.sqlite:
-            return "%" + self.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            pattern = "%" + self.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            self.common = self._pg_common(pattern)
+            return pattern
         key = (id(self.db), self.text)
         cached = _rarest.get(key)
         if cached is not None and time.monotonic() - cached[0] < AVAILABLE_TTL:
+            self.common = cached[2]
             return cached[1]
         expression = self._rarest_trigrams()
         if expression is not None:  # any trigrams of the text make a sound query; "in no task" may change soon
             if len(_rarest) > 256:
                 _rarest.clear()
-            _rarest[key] = (time.monotonic(), expression)
+            _rarest[key] = (time.monotonic(), expression, self.common)
         return expression
+
+    def _pg_common(self, pattern: str) -> bool:
+        """Whether PostgreSQL's planner expects the text in more than COMMON of the indexed tasks (it matches
+        the pattern against its statistics' sample of `task_search`)."""
+        plan = self._execute("EXPLAIN (FORMAT JSON) SELECT 1 FROM task_search WHERE body ILIKE %s",
+                             [pattern]).fetchone()[0]
+        plan = json.loads(plan) if isinstance(plan, str) else plan
+        rows = float(plan[0]["Plan"]["Plan Rows"])
+        total = self._execute("SELECT reltuples FROM pg_class WHERE oid = 'task_search'::regclass", []).fetchone()[0]
+        return bool(total and total > 0 and rows / float(total) > COMMON)
 
     def _rarest_trigrams(self) -> str | None:
         """The FTS5 query: the rarest few trigrams of the text ANDed (a matching task holds every one; the row
@@ -452,6 +480,7 @@ class _Search:
             density = n / max(self.mark - int(oldest) + 1, n)
             rarity.append((density, trigram))
         if min(rarity)[0] > COMMON:
+            self.common = True
             step = max(1, len(trigrams) // SPREAD)
             chosen = {*trigrams[::step][:SPREAD - 1], trigrams[-1]}
         else:
@@ -466,9 +495,13 @@ class _Search:
         position = self.flt.cursor.id if self.flt.cursor is not None else None
         tasks: list[Task] = []
         scanned = 0
+        per_id = 0.0  # seconds one candidate costs, measured on the chunks so far
         for step in range(1_000_000):
             size = CHUNKS[min(step, len(CHUNKS) - 1)]
+            if per_id > 0:  # no chunk may overrun what is left of the budget by much
+                size = max(CHUNKS[0], min(size, int((budget - (clock() - started)) / per_id)))
             window = WINDOWS[min(step, len(WINDOWS) - 1)]
+            chunk_started = clock()
             frontier, candidates, newest, count = self._chunk(position, size, window)
             scanned += count
             tasks.extend(self._rows(position, frontier, candidates, newest, limit + 1 - len(tasks)))
@@ -478,7 +511,9 @@ class _Search:
             if frontier is None:
                 return tasks, None, False, scanned
             position = frontier
-            if clock() - started >= budget:
+            now = clock()
+            per_id = max(per_id, (now - chunk_started) / max(count, size))  # a chunk costs at least its size
+            if now - started + per_id * CHUNKS[0] >= budget:
                 return tasks, Cursor(frontier), len(tasks) < limit, scanned
         raise AssertionError("unreachable")
 
