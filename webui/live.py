@@ -48,7 +48,7 @@ TOPICS = ("tasks", "events", "workers", "overview", "queues")
 SHUTTING_DOWN = threading.Event()
 POLL_INTERVAL = 1.0  # seconds between looks at a PostgreSQL store while its change feed is down
 LISTENING_POLL_INTERVAL = 5.0  # seconds between looks while LISTENing: the feed wakes the hub at each commit
-SQLITE_POLL_INTERVAL = 0.25  # seconds: SQLite has no feed; the markers cost ~0.1 ms (docs/performance.md)
+SQLITE_POLL_INTERVAL = 0.1  # seconds: SQLite has no feed; a look costs ~0.015 ms (docs/performance.md)
 SEND_INTERVAL = 0.5  # seconds: at most one message per socket this often (the `live_interval` setting)
 QUEUES_EVERY = 10.0  # seconds of collector heartbeat between `queues` notices
 

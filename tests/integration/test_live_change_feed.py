@@ -23,6 +23,7 @@ from webui.store.schema import upgrade
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 SLOW_POLL = 60.0
+TASK_TOPICS = {"events", "overview", "tasks"}  # `queues` may come too: every 10 s of collector heartbeat
 
 
 @pytest.fixture
@@ -89,10 +90,12 @@ def test_a_committed_batch_reaches_the_hub_of_every_process_at_once(writer, hubs
 
     writer.put_events([task_event(str(uuid.uuid4()))], time.time())
     for subscription in subscriptions:
-        assert subscription.wait(timeout=5) == ["events", "overview", "tasks"]
+        assert TASK_TOPICS <= set(subscription.wait(timeout=5))
 
 
 def test_only_batches_that_change_something_notify(writer, database_url):
+    # Its first status row is news (a collector now leads); after that, heartbeats alone are not.
+    wait_for(lambda: writer.stats.last_commit_at is not None, message="the writer never committed")
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(f"LISTEN {CHANNEL}")
         time.sleep(1.5)  # the writer's heartbeat commits once a second: none of them may notify
@@ -115,7 +118,7 @@ def test_a_hub_whose_listen_connection_is_killed_listens_again(writer, hubs, dat
     time.sleep(0.2)
 
     writer.put_events([task_event(str(uuid.uuid4()))], time.time())
-    assert subscription.wait(timeout=5) == ["events", "overview", "tasks"]
+    assert TASK_TOPICS <= set(subscription.wait(timeout=5))
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "cannot LISTEN" in warnings[0].getMessage()
     assert any("listen on PostgreSQL again" in r.getMessage() for r in caplog.records)

@@ -237,6 +237,7 @@ class Writer(threading.Thread):
     def _loop(self) -> None:
         next_tick = 0.0
         while True:
+            drained_at = time.monotonic()
             stopping = self._stopping.is_set()
             batch = self._drain()
             now = self.clock()
@@ -249,7 +250,9 @@ class Writer(threading.Thread):
             if not stopping:
                 self._index()
             if not self._inbox or self.pending() < self.batch_size:
-                self._wake.wait(self.batch_interval)
+                # One interval from this drain, not from the end of its commit: under load an event then waits
+                # about one interval for its commit, not an interval plus a commit.
+                self._wake.wait(max(0.0, drained_at + self.batch_interval - time.monotonic()))
                 self._wake.clear()
 
     def _drain(self) -> _Batch:
