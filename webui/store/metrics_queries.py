@@ -189,13 +189,14 @@ def fold_tasks(rows: Iterable[tuple[Any, ...]], wait_bounds: Sequence[float]) ->
 def _task_reader(wait_bounds: Sequence[float]) -> Callable[[int | None, int | None], Sums]:
     """Per name: [sent, wait bucket counts…, wait sum in µs], over task ids lo <= id < hi.
 
-    Counted by the database: no task row comes to Python, and the first scrape of a process sums every settled
-    task, 10 million of them on a big store. Bucket i holds the waits at or below bound i and above the one
-    before (`bisect_left`). PostgreSQL counts `<= bound` per name in one parallel pass; SQLite (one core) groups
-    by name and bucket, which evaluates fewer conditions a row. Waits are summed in whole microseconds, so the
-    sum is exact whatever order the database adds rows in, and every process reports the same value.
+    The first scrape of a process sums every settled task, 10 million of them on a big store. PostgreSQL counts
+    `wait <= bound` per name in one parallel pass, and no task row comes to Python. SQLite hands over each row's
+    name, bucket and wait, streamed: grouping there would sort every row in a temporary b-tree, 110 MB of this
+    process's memory at 1M tasks (temp_store is memory). Bucket i holds the waits at or below bound i and above
+    the one before (`bisect_left`). Waits are summed in whole microseconds, so the sum is exact whatever order
+    the rows are added in, and every process reports the same value.
     """
-    wait_us = "SUM(CAST(ROUND((CASE WHEN wait < 0 THEN 0.0 ELSE wait END) * 1000000) AS BIGINT))"
+    wait_us = "CAST(ROUND((CASE WHEN wait < 0 THEN 0.0 ELSE wait END) * 1000000) AS BIGINT)"
     bucket = ("CASE WHEN wait IS NULL THEN -1 "
               + " ".join(f"WHEN wait <= {float(bound)!r} THEN {i}" for i, bound in enumerate(wait_bounds))
               + f" ELSE {len(wait_bounds)} END")
@@ -217,35 +218,47 @@ def _task_reader(wait_bounds: Sequence[float]) -> Callable[[int | None, int | No
         rows = (f"SELECT COALESCE(name, '') AS name, sent_at, started_at - COALESCE(sent_at, received_at) AS wait "
                 f"FROM task{' NOT INDEXED' if sqlite else ''}{' WHERE ' + ' AND '.join(where) if where else ''}")
         if sqlite:
-            sql = f"SELECT name, NULL, NULL, NULL, {bucket}, COUNT(sent_at), COUNT(*), {wait_us}"
-            group = "GROUP BY 1, 5"
+            sql = f"SELECT name, NULL, NULL, NULL, {bucket}, sent_at IS NOT NULL, 1, {wait_us}"
+            group = ""
         else:
-            sql = f"SELECT name, NULL, NULL, NULL, COUNT(sent_at), COUNT(wait), {wait_us}, {at_or_below}"
-            group = "GROUP BY 1"
-        width = 8 if sqlite else 7 + len(wait_bounds)
-        sql += f" FROM ({rows}) AS settled {group}"
+            sql = f"SELECT name, NULL, NULL, NULL, COUNT(sent_at), COUNT(wait), SUM({wait_us}), {at_or_below}"
+            group = " GROUP BY 1"
+        columns = 8 if sqlite else 7 + len(wait_bounds)
+        sql += f" FROM ({rows}) AS settled{group}"
         if lo is None:  # the oldest rows, with those retention pruned, in one statement (one snapshot)
-            sql += (f" UNION ALL SELECT name, metric, label, value{', NULL' * (width - 4)} FROM task_total "
+            sql += (f" UNION ALL SELECT name, metric, label, value{', NULL' * (columns - 4)} FROM task_total "
                     "WHERE metric <> 'failed'")
         sums: Sums = {}
-        for name, metric, label, value, *counts in db.execute_sql(sql, params).fetchall():
+        width = len(wait_bounds) + 3
+
+        def row_of(name: str | None) -> list[float]:
             row = sums.get(name or "")
             if row is None:
-                row = sums[name or ""] = [0.0] * (len(wait_bounds) + 3)
-            if metric is not None:
-                _add_folded(row, str(metric), str(label), float(value), wait_bounds)
-            elif sqlite:
-                index, sent, count, waited = (int(c or 0) for c in counts)
+                row = sums[name or ""] = [0.0] * width
+            return row
+
+        cursor = db.execute_sql(sql, params)  # iterated, not fetched: a row a task on SQLite
+        if sqlite:
+            for name, metric, label, value, index, sent, _, waited in cursor:
+                row = sums.get(name) or row_of(name)
+                if metric is not None:
+                    _add_folded(row, str(metric), str(label), float(value), wait_bounds)
+                    continue
                 row[0] += sent
                 if index >= 0:
-                    row[1 + index] += count
+                    row[1 + index] += 1
                     row[-1] += waited  # µs until `TaskTotalsReader.read`: integers add up exactly
-            else:
-                sent, waits, waited, *within = (int(c or 0) for c in counts)
-                row[0] += sent
-                for i, (count, below) in enumerate(zip([*within, waits], [0, *within], strict=True)):
-                    row[1 + i] += count - below
-                row[-1] += waited
+            return sums
+        for name, metric, label, value, *counts in cursor:
+            row = row_of(name)
+            if metric is not None:
+                _add_folded(row, str(metric), str(label), float(value), wait_bounds)
+                continue
+            sent, waits, waited, *within = (int(c or 0) for c in counts)
+            row[0] += sent
+            for i, (count, below) in enumerate(zip([*within, waits], [0, *within], strict=True)):
+                row[1 + i] += count - below
+            row[-1] += waited
         return sums
 
     return read
