@@ -8,13 +8,19 @@ retention: a task is found while it runs, found through the index once it has fi
 """
 from __future__ import annotations
 
+import logging
 import time
+import uuid
 from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 import pytest
+from psycopg import sql
 from werkzeug.datastructures import MultiDict
 
 from tests.integration.test_task_list_queries import NOW, expected, make_rows
+from tests.support.services import create_database, drop_database
 from tests.support.store import close_database
 from tests.support.waiting import wait_for
 from webui.collector.merge import TaskState
@@ -226,3 +232,38 @@ def test_a_database_without_the_index_searches_by_walking(store):
         assert walk(store, f) == expected(rows, f)
     finally:
         task_search._available.pop(id(store), None)
+
+
+def test_without_the_privilege_to_create_pg_trgm_the_store_starts_and_searches_by_walking(postgres_admin, caplog):
+    """A database user who may not create extensions: the upgrade and the collector's start log why, once,
+    and go on; searching walks the table."""
+    url = create_database(postgres_admin)
+    role = f"webui_plain_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(url, autocommit=True) as conn:  # as the admin, inside the new database
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(role)))
+    parts = urlsplit(url)
+    db = open_database(urlunsplit(parts._replace(netloc=f"{role}@{parts.hostname}:{parts.port or 5432}")))
+    task_search._warned.clear()
+    try:
+        with caplog.at_level(logging.WARNING):
+            upgrade(db)  # no CREATE on the database: pg_trgm is refused, the migration goes on
+            bind_models(db)
+            with db.connection_context():
+                indexer = task_search.Indexer(db)
+                indexer.start()
+                rows = search_rows()
+                insert(db, rows)
+                f = parse(MultiDict({"q": "user-7'"}), NOW)
+                assert not indexer.enabled and not task_search.available(db)
+                assert walk(db, f) == expected(rows, f)
+        refusals = [r.getMessage() for r in caplog.records if "pg_trgm" in r.getMessage()
+                    or "search index not created" in r.getMessage()]
+        assert any("search index not created" in m and "permission denied" in m for m in refusals)
+        assert sum("CREATE EXTENSION pg_trgm" in m for m in refusals) == 1  # the collector says it once
+    finally:
+        close_database(db)
+        task_search._available.pop(id(db), None)
+        drop_database(url, postgres_admin)
+        with psycopg.connect(postgres_admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
