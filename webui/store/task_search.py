@@ -166,9 +166,14 @@ class Indexer:
         self._fresh: collections.deque[tuple[int, float]] = collections.deque()  # (first new id, when), per batch
 
     def start(self) -> None:
-        """Called by the writer once it leads, inside its connection."""
-        self.enabled = prepare(self.db)
-        self.mark = read_mark(self.db)
+        """Called by the writer once it leads, inside its connection. Never fails: without an index, searching
+        walks the table."""
+        try:
+            self.enabled = prepare(self.db)
+            self.mark = read_mark(self.db)
+        except Exception as exc:  # noqa: BLE001 - e.g. a schema older than v13: ingest must go on regardless
+            self.enabled = False
+            _warn(f"its tables could not be read ({exc})")
 
     def before(self, states: Iterable[Any]) -> Snapshot:
         """What the index may hold for these task states, taken before a batch's events are merged into them."""
