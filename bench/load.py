@@ -1,0 +1,208 @@
+#!/usr/bin/env python
+"""Many people at once: live pages and API pollers on one UI while it ingests a steady stream.
+
+    python bench/load.py                                     # 50 live pages, 10 pollers, 5,000 ev/s, 60 s, SQLite
+    python bench/load.py --pages 50 --pollers 10 --rate 10000 --seconds 120
+    python bench/load.py --database postgresql://postgres@127.0.0.1:5432/test --workers 2
+
+Starts the real `webui serve` (a fresh database; `--workers` gunicorn processes with enough threads for every
+socket), then at once:
+
+- the stream: bench/ingest.py's realistic task events at `--rate` per second, published straight to Redis;
+- `--pages` live pages: each opens `/ws/live` as a browser tab does, and on every `changed` naming `tasks`
+  fetches what the tasks page then fetches through htmx (its "new tasks" notice), and every tenth time the
+  whole page, as a reload would;
+- `--pollers` API scripts: each asks `/api/v1/tasks?limit=50`, Flower's `/api/tasks?limit=100&state=FAILURE`
+  and `/api/workers` once a second, like a dashboard job.
+
+It reports the latency (p50/p95/max ms) of each kind of request and how many failed, the `changed` messages
+per page per second, the server's RSS, and whether the store ended up holding every event published (the
+stream is lossless only if it does). Targets (reliability issue): the pages keep their latency targets (a
+tasks page p95 < 100 ms at rest: docs/performance.md) and no event is lost. Figures: docs/performance.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import simple_websocket
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import ingest  # noqa: E402  (the stream, fresh stores, RSS of a process tree)
+from live_latency import Load, Server, percentiles  # noqa: E402
+
+
+class Timings:
+    """Request latencies by kind, and failures, from every thread."""
+
+    def __init__(self) -> None:
+        self.ms: dict[str, list[float]] = defaultdict(list)
+        self.failed: dict[str, int] = defaultdict(int)
+        self.changes = 0
+        self._lock = threading.Lock()
+
+    def get(self, server: Server, kind: str, path: str) -> str | None:
+        started = time.perf_counter()
+        try:
+            with urllib.request.urlopen(server.url + path, timeout=30) as response:
+                body = response.read().decode(errors="replace")
+        except (urllib.error.URLError, OSError):
+            with self._lock:
+                self.failed[kind] += 1
+            return None
+        elapsed = (time.perf_counter() - started) * 1000
+        with self._lock:
+            self.ms[kind].append(elapsed)
+        return body
+
+    def changed(self) -> None:
+        with self._lock:
+            self.changes += 1
+
+
+def live_page(server: Server, timings: Timings, stop: threading.Event) -> None:
+    """One open tasks page: a socket, and what htmx fetches when it says the tasks changed."""
+    ws = simple_websocket.Client(server.url.replace("http://", "ws://") + "/ws/live")
+    try:
+        timings.get(server, "tasks page (load)", "/tasks")
+        fetches = 0
+        while not stop.is_set():
+            raw = ws.receive(timeout=1.0)
+            if raw is None:
+                continue
+            message = json.loads(raw)
+            if message.get("type") != "changed" or "tasks" not in message.get("topics", ()):
+                continue
+            timings.changed()
+            fetches += 1
+            if fetches % 10 == 0:
+                timings.get(server, "tasks page (reload)", "/tasks")
+            else:
+                timings.get(server, "new-tasks notice", "/tasks/new?newest=1")
+    except simple_websocket.ConnectionClosed:
+        timings.failed["socket closed"] += 1
+    finally:
+        ws.close()
+
+
+def poller(server: Server, timings: Timings, stop: threading.Event) -> None:
+    """A dashboard job: three API calls a second."""
+    while not stop.is_set():
+        began = time.monotonic()
+        timings.get(server, "/api/v1/tasks", "/api/v1/tasks?limit=50")
+        timings.get(server, "/api/tasks FAILURE", "/api/tasks?limit=100&state=FAILURE")
+        timings.get(server, "/api/workers", "/api/workers")
+        stop.wait(max(0.0, 1.0 - (time.monotonic() - began)))
+
+
+def run(opts: argparse.Namespace, workdir: Path) -> dict:
+    store = ingest.fresh_store(opts.database, workdir, "load")
+    threads = opts.pages + opts.pollers + 16
+    serve_args = ["--workers", str(opts.workers), "--threads", str(-(-threads // opts.workers)),
+                  "--live-max-sockets", str(opts.pages), *opts.serve_arg]
+    server = Server(opts.broker, store.url, workdir / "serve.log", serve_args)
+    timings, stop = Timings(), threading.Event()
+    clients: list[threading.Thread] = []
+    background = None
+    rss_peak = 0
+    try:
+        server.wait_healthy()
+        background = Load(opts.broker, opts.rate)
+        background.start()
+        for i in range(opts.pages):
+            clients.append(threading.Thread(target=live_page, args=(server, timings, stop), name=f"page-{i}"))
+        for i in range(opts.pollers):
+            clients.append(threading.Thread(target=poller, args=(server, timings, stop), name=f"poller-{i}"))
+        for client in clients:
+            client.start()
+        ends = time.monotonic() + opts.seconds
+        while time.monotonic() < ends:
+            rss_peak = max(rss_peak, ingest.process_tree_kb(server.process.pid, "VmRSS") or 0)
+            time.sleep(1.0)
+        stop.set()
+        for client in clients:
+            client.join(35)
+        achieved = background.stop()
+        published = background.feed.tasks.task_events
+        background = None
+        stored, _ = ingest.wait_persisted(store, published, idle_timeout=15)
+    finally:
+        stop.set()
+        if background is not None:
+            background.stop()
+        server.stop()
+        store.close(keep=opts.keep)
+    return {"database": store.kind, "pages": opts.pages, "pollers": opts.pollers, "seconds": opts.seconds,
+            "rate_target": opts.rate, "rate_achieved": achieved, "events_published": published,
+            "events_stored": stored, "changed_per_page_per_s": timings.changes / max(opts.pages, 1) / opts.seconds,
+            "rss_peak_mb": round(ingest.mb(rss_peak), 1), "ms": dict(timings.ms), "failed": dict(timings.failed)}
+
+
+def report(result: dict) -> None:
+    print(f"{result['database']}: {result['pages']} live pages, {result['pollers']} API pollers, "
+          f"{result['seconds']:g} s at {result['rate_achieved']:,} task events/s (target {result['rate_target']:,})")
+    lost = max(0, result["events_published"] - result["events_stored"])  # stored counts the probe pages' too
+    print(f"  task events published {result['events_published']:,}, stored {result['events_stored']:,}, "
+          f"lost {lost:,}")
+    print(f"  'changed' per page per second: {result['changed_per_page_per_s']:.2f}; "
+          f"server RSS peak (all processes): {result['rss_peak_mb']} MB")
+    print(f"  {'request':<22} {'count':>7}  {'p50 / p95 / max ms':>22}  {'failed':>6}")
+    for kind in sorted(result["ms"]):
+        values = result["ms"][kind]
+        print(f"  {kind:<22} {len(values):>7}  {percentiles(values):>22}  {result['failed'].get(kind, 0):>6}")
+    for kind, count in sorted(result["failed"].items()):
+        if kind not in result["ms"]:
+            print(f"  {kind:<22} {'':>7}  {'':>22}  {count:>6}")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database", help="sqlite:///PATH (writes PATH-load) or a PostgreSQL URL where a"
+                        " database is created and dropped; default: SQLite in a temporary directory")
+    parser.add_argument("--broker", default="redis://127.0.0.1:6379/10",
+                        help="Redis URL; its db number isolates the bench's event channels")
+    parser.add_argument("--pages", type=int, default=50, help="live pages (WebSockets)")
+    parser.add_argument("--pollers", type=int, default=10, help="API pollers, three requests a second each")
+    parser.add_argument("--rate", type=int, default=5000, help="background task events per second")
+    parser.add_argument("--seconds", type=float, default=60.0, help="how long the load lasts")
+    parser.add_argument("--workers", type=int, default=1, help="gunicorn processes")
+    parser.add_argument("--serve-arg", action="append", default=[], metavar="ARG",
+                        help="extra argument for `webui serve`; repeatable")
+    parser.add_argument("--json", type=Path, help="also write the result as JSON")
+    parser.add_argument("--keep", action="store_true", help="keep the database and the server log")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    opts = parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="webui-load-bench-"))
+    try:
+        result = run(opts, workdir)
+    except RuntimeError as error:  # the server would not start: its log says why
+        print(f"load: {error}", file=sys.stderr)
+        print(f"server log kept in {workdir}", file=sys.stderr)
+        return 1
+    report(result)
+    if opts.json:
+        opts.json.parent.mkdir(parents=True, exist_ok=True)
+        opts.json.write_text(json.dumps({"environment": ingest.environment(opts.broker), "options": vars(opts),
+                                         "result": result}, indent=2, default=str) + "\n")
+    if opts.keep:
+        print(f"database and server log kept in {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
