@@ -32,7 +32,7 @@ from webui.collector.leader import STANDBY_POLL, LeaderLock, NoLock
 from webui.collector.rows import Rows, TaskCache
 from webui.privacy import Redactor
 from webui.store import change_feed
-from webui.store.database import discard_connection
+from webui.store.database import discard_connection, use_writer_cache
 from webui.store.task_search import Indexer, Snapshot
 
 log = logging.getLogger(__name__)
@@ -207,6 +207,7 @@ class Writer(threading.Thread):
     def run(self) -> None:
         try:
             with self.db.connection_context():
+                use_writer_cache(self.db)
                 if not self._wait_for_leadership():
                     return
                 try:
@@ -340,6 +341,7 @@ class Writer(threading.Thread):
         discard_connection(self.db)  # even one left inside a transaction that could not be rolled back
         try:
             self.db.connect(reuse_if_open=True)
+            use_writer_cache(self.db)
         except Exception as exc:  # noqa: BLE001
             log.debug("database reconnect failed: %s", exc)
             return
