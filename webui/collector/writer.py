@@ -32,7 +32,7 @@ from webui.collector.leader import STANDBY_POLL, LeaderLock, NoLock
 from webui.collector.rows import Rows, TaskCache
 from webui.privacy import Redactor
 from webui.store import change_feed
-from webui.store.database import discard_connection, use_writer_cache
+from webui.store.database import discard_connection, reopen_connection, use_writer_cache
 from webui.store.task_search import Indexer, Snapshot
 
 log = logging.getLogger(__name__)
@@ -340,7 +340,7 @@ class Writer(threading.Thread):
     def _reconnect(self) -> None:
         discard_connection(self.db)  # even one left inside a transaction that could not be rolled back
         try:
-            self.db.connect(reuse_if_open=True)
+            reopen_connection(self.db)
             use_writer_cache(self.db)
         except Exception as exc:  # noqa: BLE001
             log.debug("database reconnect failed: %s", exc)

@@ -128,3 +128,14 @@ def discard_connection(db: Database | DatabaseProxy) -> None:
         state.reset()
     finally:
         state.ctx = open_contexts
+
+
+def reopen_connection(db: Database) -> None:
+    """Connect this thread again (after `discard_connection`). peewee's `connect()` forgets the thread's open
+    `connection_context()` blocks, whose exit would then fail ("pop from empty list"): they are kept."""
+    state = db._state  # type: ignore[attr-defined]
+    open_contexts = list(state.ctx)
+    try:
+        db.connect(reuse_if_open=True)
+    finally:
+        state.ctx = open_contexts
