@@ -267,3 +267,16 @@ def test_without_the_privilege_to_create_pg_trgm_the_store_starts_and_searches_b
         drop_database(url, postgres_admin)
         with psycopg.connect(postgres_admin, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def test_an_export_reads_every_match_through_the_index(store, caplog, monkeypatch):
+    monkeypatch.setattr(task_search, "CHUNKS", (5, 10))  # many chunks a page, as on a big store
+    monkeypatch.setattr(task_search, "WINDOWS", (100, 200))
+    rows = search_rows()
+    insert(store, rows)
+    index_up_to(store, None)
+    f = parse(MultiDict({"q": "user-7'"}), NOW)
+    with caplog.at_level(logging.WARNING):
+        exported = [t.uuid for t in task_list.iter_all(store, f, chunk=7)]  # no budget: every page to the end
+    assert exported == expected(rows, f)
+    assert not [r for r in caplog.records if "walking the table instead" in r.getMessage()]

@@ -503,7 +503,7 @@ class _Search:
         per_id = 0.0  # seconds one candidate costs, measured on the chunks so far
         for step in range(1_000_000):
             size = CHUNKS[min(step, len(CHUNKS) - 1)]
-            if per_id > 0:  # no chunk may overrun what is left of the budget by much
+            if per_id > 0 and budget != float("inf"):  # no chunk may overrun what is left of the budget by much
                 size = max(CHUNKS[0], min(size, int((budget - (clock() - started)) / per_id)))
             window = WINDOWS[min(step, len(WINDOWS) - 1)]
             chunk_started = clock()
