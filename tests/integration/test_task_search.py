@@ -269,6 +269,18 @@ def test_without_the_privilege_to_create_pg_trgm_the_store_starts_and_searches_b
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
 
 
+def test_a_rare_text_is_counted_exactly_through_the_index_where_the_walk_would_stop_short(store):
+    rows = search_rows()
+    insert(store, rows)
+    index_up_to(store, None)
+    f = parse(MultiDict({"q": "0%_off"}), NOW)
+    matching = len(expected(rows, f))
+
+    counted = task_list.count_matching(store, f, budget=0.0)  # the walk would stop after its first chunk
+
+    assert (counted.count, counted.exact, counted.capped) == (matching, True, False)
+
+
 def test_an_export_reads_every_match_through_the_index(store, caplog, monkeypatch):
     monkeypatch.setattr(task_search, "CHUNKS", (5, 10))  # many chunks a page, as on a big store
     monkeypatch.setattr(task_search, "WINDOWS", (100, 200))

@@ -28,7 +28,7 @@ from peewee import Database
 from webui.store import task_search
 from webui.store.database import is_sqlite
 from webui.store.models import Task
-from webui.task_filters import Cursor, TaskFilter
+from webui.task_filters import MAX_LIMIT, Cursor, TaskFilter
 
 CHUNKS = (500, 2000, 8000, 20000)  # rows of the driving index per step; the last repeats
 BUDGET = 0.06  # seconds of queries per page; the page then shows what it found and where it stopped
@@ -309,6 +309,8 @@ def count_matching(db: Database, flt: TaskFilter, *, cap: int = COUNT_CAP, budge
                    clock=time.monotonic) -> TaskCount:
     """How many tasks match `flt` (its cursor ignored), counted up to `cap` along the same driving index as the
     list, in chunks, within `budget`: exact, "cap+" or, when the budget runs out first, "at least"."""
+    if flt.search and task_search.usable(db, flt.search):
+        return _count_pages(db, replace(flt, cursor=None, limit=MAX_LIMIT), cap, budget, clock)
     plan = _plan(db, replace(flt, cursor=None))
     if not plan.residual:
         condition, params = plan.driving()
@@ -336,6 +338,22 @@ def count_matching(db: Database, flt: TaskFilter, *, cap: int = COUNT_CAP, budge
             return TaskCount(total, False, False)
         position = end
     raise AssertionError("unreachable")
+
+
+def _count_pages(db: Database, flt: TaskFilter, cap: int, budget: float, clock) -> TaskCount:
+    """A search's count, page by page as the list reads it: through the search index when it serves the text
+    (a rare text is then counted exactly at any size), else along the walk, within the same budget."""
+    started, total = clock(), 0
+    while True:
+        page = fetch_page(db, flt, budget=max(0.0, budget - (clock() - started)), clock=clock)
+        total += len(page.tasks)
+        if total > cap:
+            return TaskCount(cap, False, True)
+        if page.next_cursor is None:
+            return TaskCount(total, True, False)
+        if clock() - started >= budget:
+            return TaskCount(total, False, False)
+        flt = flt.with_cursor(page.next_cursor)
 
 
 def _bounded(db: Database, select: str, params: list[Any], cap: int) -> TaskCount:
