@@ -187,6 +187,20 @@ def test_an_export_with_a_filter_off_the_index_walks_past_the_first_chunk(db, ro
     assert uuids == expected(rows, f) and 0 < len(uuids) < 100
 
 
+@pytest.mark.parametrize("args", [
+    {"name": ["proj.mail"], "from": [str(int(NOW - 4000))]},
+    {"name": ["proj.mail"], "from": [str(int(NOW - 9000))], "to": [str(int(NOW - 3000))]},
+    {"state": ["FAILURE"], "from": [str(int(NOW - 6000))], "sort": ["slowest"]},
+    {"worker": ["w2@h"], "from": [str(int(NOW + 600))]},  # nothing received yet
+], ids=["since", "between", "slowest since", "empty window"])
+def test_an_export_of_a_received_window_stops_where_the_window_starts(db, rows, args):
+    f = parse(MultiDict(args), NOW)
+
+    uuids = [t.uuid for t in task_list.iter_all(db, f, chunk=100)]
+
+    assert uuids == expected(rows, f)  # received times are only roughly in id order: the floor is exact
+
+
 @pytest.mark.parametrize("args", FILTERS, ids=[repr(f) for f in FILTERS])
 def test_a_count_is_exactly_what_a_full_scan_would_find_below_the_cap(db, rows, args):
     f = parse(MultiDict(args), NOW)

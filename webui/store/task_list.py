@@ -61,6 +61,7 @@ class _Plan:
     values: tuple[str, ...]
     residual: str
     residual_params: list[Any]
+    min_id: int | None = None  # no task below this id can match (`iter_all`'s received-time floor)
 
     @property
     def p(self) -> str:
@@ -99,6 +100,12 @@ class _Plan:
         return f"task INDEXED BY task_{self.column}_id" if self.column else "task NOT INDEXED"
 
     def driving(self, value: str | None = None) -> tuple[str, list[Any]]:
+        condition, params = self._driving(value)
+        if self.min_id is None:
+            return condition, params
+        return f"{condition} AND id >= {self.p}", [*params, self.min_id]
+
+    def _driving(self, value: str | None) -> tuple[str, list[Any]]:
         if self.by_runtime:
             return "runtime IS NOT NULL", []
         if self.column is None:
@@ -108,15 +115,16 @@ class _Plan:
         return f"{self.column} IN ({', '.join([self.p] * len(self.values))})", list(self.values)
 
 
-def fetch_page(db: Database, flt: TaskFilter, *, budget: float = BUDGET, clock=time.monotonic) -> TaskPage:
-    """One page of tasks matching `flt`, from `flt.cursor` on, in the list's order."""
+def fetch_page(db: Database, flt: TaskFilter, *, budget: float = BUDGET, clock=time.monotonic,
+               min_id: int | None = None) -> TaskPage:
+    """One page of tasks matching `flt`, from `flt.cursor` on, in the list's order (none below `min_id`)."""
     if flt.search:
         # The search index proposes candidates, checked with the walk's own conditions (webui.store.task_search).
         found = task_search.search_page(db, flt, columns=LIST_COLUMNS, residual=_residual(db, flt, None),
                                         budget=budget, clock=clock)
         if found is not None:
             return TaskPage(*found)
-    plan = _plan(db, flt)
+    plan = replace(_plan(db, flt), min_id=min_id)
     started = clock()
     tasks: list[Task] = []
     scanned = 0
@@ -156,14 +164,41 @@ def count_newer(db: Database, flt: TaskFilter, newest_id: int, limit: int = 100)
 
 
 def iter_all(db: Database, flt: TaskFilter, chunk: int = 1000) -> Iterator[Task]:
-    """Every task matching `flt`, in list order, for exports: page after page without a budget."""
+    """Every task matching `flt`, in list order, for exports: page after page without a budget.
+
+    A received-time window is a residual filter, so the walk would read every older entry of its driving index
+    (the whole history of a task name: 40-100 s for "the last 15 minutes of a common name" at 10M tasks). The
+    smallest id received in the window, from `task_received_at`, ends it there instead: exact, as no task
+    below that id was received in the window. That costs a read of the window's index entries, as the export
+    of that window does anyway.
+    """
     flt = replace(flt, limit=chunk)
+    floor = _received_floor(db, flt)
+    if floor == 0:
+        return  # nothing was received in the window
     while True:
-        page = fetch_page(db, flt, budget=float("inf"))
+        page = fetch_page(db, flt, budget=float("inf"), min_id=floor)
         yield from page.tasks
         if page.next_cursor is None:
             return
         flt = flt.with_cursor(page.next_cursor)
+
+
+def _received_floor(db: Database, flt: TaskFilter) -> int | None:
+    """The smallest id of a task received in `flt`'s window (0: none was); None without a received window."""
+    if flt.time_field != "received" or flt.after is None:
+        return None
+    p = str(db.param)
+    where, params = [f"received_at >= {p}"], [flt.after]
+    if flt.before is not None:
+        where.append(f"received_at < {p}")
+        params.append(flt.before)
+    if is_sqlite(db):  # the received index holds the rowid: MIN(id) never leaves it
+        sql = f"SELECT MIN(id) FROM task INDEXED BY task_received_at WHERE {' AND '.join(where)}"
+    else:  # the fence keeps PostgreSQL from walking the primary key up from id 1 for the first match
+        sql = f"SELECT MIN(id) FROM (SELECT id FROM task WHERE {' AND '.join(where)} OFFSET 0) AS received"
+    row = db.execute_sql(sql, params).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
 
 
 # -- the plan -------------------------------------------------------------------------------------------
