@@ -20,7 +20,7 @@ one, so the bench reads the store as a user's would be.
 Then it times, through the Flask app (query + template or JSON, no network), GET /tasks?<filter> and
 GET /api/v1/tasks?<filter> for each filter in FILTERS, `--runs` times each after one warm-up, and prints p50,
 p95 and max in milliseconds, with how many rows came back and whether the walk's time budget cut the page
-short. `--pages` times every other page as well (PAGES). Time is anchored to the stored data: the process's
+short. `--pages` times every other page as well (`pages()`). Time is anchored to the stored data: the process's
 clock is set back so that "now" is when the newest stored task arrived, so windows such as "the last 15
 minutes" and the overview's last hour hold what they held right after the fill, however old the store is.
 Target (scale issue): p95 < 100 ms for the first page of any filter, at 1,000,000 tasks on SQLite and
@@ -457,7 +457,7 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="time the tasks already in --database")
     parser.add_argument("--fill-only", action="store_true", help="fill the store and stop")
     parser.add_argument("--no-filters", action="store_true", help="skip the tasks list and /api/v1/tasks")
-    parser.add_argument("--pages", action="store_true", help="also time every other page (PAGES)")
+    parser.add_argument("--pages", action="store_true", help="also time every other page (see pages())")
     parser.add_argument("--page-runs", type=int, default=10, help="timed requests per page with --pages")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     options = parser.parse_args()
