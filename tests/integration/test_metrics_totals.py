@@ -3,30 +3,14 @@ sent tasks, the queue-wait histogram and its sum, failures by exception class â€
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 
-import pytest
-
-from tests.support.store import close_database
-from webui.store.database import bind_models, open_database
 from webui.store.metrics_queries import OVERFLOW, TaskTotalsReader, fold_tasks
 from webui.store.models import Task
-from webui.store.schema import upgrade
 
 NOW = 1_800_000_000.0
 BOUNDS = (0.01, 0.1, 1.0, 10.0)
 EXCEPTIONS = ["ValueError('bad')", "  pkg.errors.Timeout: slow", "KeyError", "Â¡Error", "", None,
               "X" * 200 + "('long')", "\tmod.Custom_Error2(1)"]
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator:
-    database = open_database(database_url)
-    upgrade(database)
-    bind_models(database)
-    with database.connection_context():
-        yield database
-    close_database(database)
 
 
 def make_rows(count: int, seed: int = 3) -> list[dict]:

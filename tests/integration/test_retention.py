@@ -10,7 +10,6 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,7 +25,6 @@ from webui.collector.writer import CollectorStats, Writer
 from webui.privacy import Redactor
 from webui.settings import default_settings
 from webui.store import overview_queries, retention
-from webui.store.database import bind_models, open_database
 from webui.store.metrics_queries import TaskTotalsReader
 from webui.store.models import (
     AlertIncident,
@@ -37,7 +35,6 @@ from webui.store.models import (
     TaskMinute,
 )
 from webui.store.retention import Retention
-from webui.store.schema import upgrade
 
 DAY = 86_400.0
 AGES = {"old": 200, "mid": 60, "recent": 10, "fresh": 1}  # days since the task's last event
@@ -55,16 +52,6 @@ LIFECYCLES = {
 }
 UNFINISHED = ("PENDING", "RECEIVED", "STARTED", "RETRY")
 PER_KIND = 3  # tasks of each state at each age
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Any]:
-    database = open_database(database_url)
-    upgrade(database)
-    bind_models(database)
-    with database.connection_context():
-        yield database
-    close_database(database)
 
 
 @pytest.fixture

@@ -2,25 +2,8 @@
 each name once, sorted, tasks without a name left out, at most `limit`."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
-from tests.support.store import close_database
-from webui.store.database import bind_models, open_database
 from webui.store.models import Task
-from webui.store.schema import upgrade
 from webui.store.task_queries import task_names
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator:
-    database = open_database(database_url)
-    upgrade(database)
-    bind_models(database)
-    with database.connection_context():
-        yield database
-    close_database(database)
 
 
 def test_each_stored_name_once_in_order(db) -> None:

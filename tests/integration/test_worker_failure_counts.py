@@ -2,27 +2,10 @@
 of the newest failures, saying when the limit was reached."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
-from tests.support.store import close_database
-from webui.store.database import bind_models, open_database
 from webui.store.models import Task
-from webui.store.schema import upgrade
 from webui.store.worker_queries import failures_by_worker
 
 NOW = 1_800_000_000.0
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator:
-    database = open_database(database_url)
-    upgrade(database)
-    bind_models(database)
-    with database.connection_context():
-        yield database
-    close_database(database)
 
 
 def failure(i: int, worker: str | None, hours_ago: float) -> dict:
