@@ -31,12 +31,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.support.store import close_database
 from webui.alerts import notifier
 from webui.alerts.notifier import MAX_ATTEMPTS, deliver_due, enqueue, send_test
-from webui.store.database import bind_models, open_database
 from webui.store.models import AlertChannel, AlertIncident, AlertIncidentEvent, AlertNotification, AlertRule
-from webui.store.schema import upgrade
 
 NOW = 1_800_000_000.0
 EXTERNAL_URL = "https://celery.example.com/webui"
@@ -47,13 +44,9 @@ sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 @pytest.fixture
-def store(database_url: str) -> Iterator[Any]:
-    db = open_database(database_url)
-    upgrade(db)
-    bind_models(db)
-    with db.connection_context():
-        yield db
-    close_database(db)
+def store(db: Any) -> Any:
+    """The migrated, connected database (conftest's `db`), under the name these tests read it by."""
+    return db
 
 
 def add_channel(name: str, kind: str, enabled: bool = True, **config: Any) -> AlertChannel:

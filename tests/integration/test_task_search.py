@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -47,13 +47,9 @@ def search_rows() -> list[dict]:
 
 
 @pytest.fixture
-def store(database_url: str) -> Iterator:
-    db = open_database(database_url)
-    upgrade(db)
-    bind_models(db)
-    with db.connection_context():
-        yield db
-    close_database(db)
+def store(db: Any) -> Any:
+    """The migrated, connected database (conftest's `db`), under the name these tests read it by."""
+    return db
 
 
 def insert(db, rows: list[dict]) -> None:
