@@ -1,4 +1,4 @@
-"""The `webui` command: `serve` (default), `collect`, `migrate`, `prune` and `settings`."""
+"""The `webui` command: `serve` (default), `collect`, `migrate`, `prune`, `settings` and `demo`."""
 
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ COMMANDS = {
     "prune": "delete what the retention settings no longer keep, print how many rows went, then exit",
     "settings": "print the effective settings and where each came from",
     "hash-password": "print a password hash for --basic-auth USER:HASH (reads the password, never echoes it)",
+    "demo": "run a demo app's worker and beat, and the UI on them (with an embedded Redis if none answers)",
 }
 
 
@@ -209,6 +210,12 @@ def prune_dry_run(settings: Settings, celery_app: Celery | None) -> int:
     return prune(settings, celery_app, dry_run=True)
 
 
+def demo(settings: Settings, celery_app: Celery | None) -> int:
+    from webui.demo.runner import run_demo
+
+    return run_demo(settings)
+
+
 def show_settings(settings: Settings, celery_app: Celery | None) -> int:
     from webui.celery_app import safe_broker_url
 
@@ -228,6 +235,7 @@ RUNNERS: dict[str, Callable[[Settings, Celery | None], int]] = {
     "migrate": migrate,
     "prune": prune,
     "settings": show_settings,
+    "demo": demo,
 }
 
 

@@ -46,6 +46,12 @@ app.conf.update(
 )
 
 
+def configure(broker_url: str) -> Celery:
+    """Point this process's app at `broker_url` (broker and result backend); child processes read the env."""
+    app.conf.update(broker_url=broker_url, result_backend=broker_url)
+    return app
+
+
 class PaymentDeclined(Exception):
     """The card issuer said no."""
 
