@@ -14,6 +14,7 @@ from flask import Blueprint, current_app, render_template
 from webui.alerts import queries as alert_queries
 from webui.beat import board as beat_board
 from webui.store import overview_queries, queries
+from webui.views import first_run
 from webui.views.overview_charts import BarChart, stacked_bars
 
 bp = Blueprint("home", __name__)
@@ -55,7 +56,10 @@ def _overview() -> dict[str, Any]:
         "queues": _queues(now),
         "beat": _beat(),
         "alerts": _open_incidents(),
-        "links": {e: e in current_app.view_functions for e in ("workers.index", "queues.index", "task.detail")},
+        "first_run": first_run.current_step(now),
+        "first_run_steps": first_run.STEPS,
+        "links": {e: e in current_app.view_functions
+                  for e in ("workers.index", "queues.index", "task.detail", "doctor.index")},
     }
 
 
