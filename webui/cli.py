@@ -185,11 +185,12 @@ def prune(settings: Settings, celery_app: Celery | None, dry_run: bool = False) 
     from peewee import PeeweeException
 
     from webui.store import retention
-    from webui.store.database import open_database
+    from webui.store.database import bind_models, open_database
 
     if _migrate(settings) is None:
         return 1
     db = open_database(settings.database)
+    bind_models(db)  # pruning first advances /metrics' checkpoint, which reads through the models
     policy = retention.Retention.from_settings(settings)
     try:
         with db.connection_context():

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
+import time
+from collections.abc import Callable
 from typing import Protocol
 
 from peewee import Database, SqliteDatabase
@@ -104,3 +107,15 @@ def leader_lock(db: Database) -> LeaderLock:
             return NoLock()
         return FileLock(os.path.abspath(db.database) + ".collector-lock")
     return AdvisoryLock(db)
+
+
+def sleep_while_leading(stop: threading.Event, alive: Callable[[], bool], seconds: float) -> bool:
+    """For a leader's background loop: sleep `seconds`; False as soon as `stop` is set or the collector stops
+    leading (checked every second)."""
+    deadline = time.monotonic() + seconds
+    while not stop.is_set() and alive():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return True
+        stop.wait(min(left, 1.0))
+    return False

@@ -43,7 +43,7 @@ from webui.collector.writer import GAP_BROKER, GAP_COLLECTOR_DOWN, CollectorStat
 from webui.detect import lost_marker
 from webui.privacy import SETTING_NAMES, Redactor
 from webui.settings import mask_url_password
-from webui.store import retention
+from webui.store import metrics_checkpoint, retention
 from webui.store.database import bind_models, open_database
 
 log = logging.getLogger(__name__)
@@ -266,6 +266,8 @@ class Collector:
                                         daemon=True))
         helpers.append(threading.Thread(target=self._alert_loop, args=(writer,), name="webui-alerts", daemon=True))
         helpers.append(threading.Thread(target=self._prune_loop, args=(writer,), name="webui-pruner", daemon=True))
+        helpers.append(threading.Thread(target=self._metrics_checkpoint_loop, args=(writer,),
+                                        name="webui-metrics-checkpoint", daemon=True))
         for helper in helpers:
             helper.start()
         return helpers
@@ -286,6 +288,10 @@ class Collector:
     def _prune_loop(self, writer: Writer) -> None:
         """Delete what the retention settings no longer keep, every `prune_interval` (webui.store.retention)."""
         retention.prune_loop(self.db, self.settings, stop=self._stop, alive=writer.is_alive)
+
+    def _metrics_checkpoint_loop(self, writer: Writer) -> None:
+        """Sum /metrics' settled rows once for every process, every minute (webui.store.metrics_checkpoint)."""
+        metrics_checkpoint.advance_loop(self.db, self.settings, stop=self._stop, alive=writer.is_alive)
 
     def _beat_watch_loop(self, writer: Writer) -> None:
         """Read beat schedules and match their fires every `beat_interval` (webui.beat.watcher)."""

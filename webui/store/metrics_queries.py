@@ -2,20 +2,25 @@
 
 What each total sums (docs/metrics.md says the same to users):
 - received … rejected and the runtime histogram: every `task_minute` rollup row, i.e. the stream's task events
-  (webui.collector.rollups), exact. Retention folds the minutes it prunes into each name's row at minute 0.
+  (webui.collector.rollups), exact.
 - sent and the queue-wait histogram: task rows, by id (no rollup counts `task-sent`). One per task with a
   `sent_at`; a task's wait is `started_at - sent_at` (or `- received_at` without a sent event).
 - failed by exception class: task rows with a `failed_at` (the `task_failed_at` partial index), one per
   failed task, by the class at the start of its exception text.
-- what retention pruned from those task rows: `task_total` (`fold_tasks` says what a row adds), read in the same
-  statement as the oldest rows, so a prune committing between two reads can't count a row twice or miss it.
 
-Rows below a moving boundary are summed once per process and kept (`_Settled`); each scrape then reads only the
-rows above it. The boundary trails far enough behind that rows under it no longer change: 2 days of rollup
-minutes (events more than a day off the collector's clock are put in their arrival minute), a day of
-`failed_at`, and tasks received more than `TASK_SETTLE` seconds ago. So every process gives the same totals; the
-price is that a task that starts more than `TASK_SETTLE` after a worker received it (an ETA task) adds no wait
-observation, and a failure stamped more than a day in the past by a skewed clock may be missed.
+Each family is read by its position (rollup minute, `failed_at`, task id), and rows below a boundary that trails
+far enough behind no longer change: 2 days of rollup minutes (events more than a day off the collector's clock
+are put in their arrival minute), a day of `failed_at`, and tasks received more than `TASK_SETTLE` seconds ago.
+The price is that a task that starts more than `TASK_SETTLE` after a worker received it (an ETA task) adds no
+wait observation, and a failure stamped more than a day in the past by a skewed clock may be missed.
+
+The leading collector sums each settled row once into `task_total` and records how far those sums reach in
+`metrics_checkpoint` (webui.store.metrics_checkpoint says how, and why retention can never make a row count twice
+or not at all). A process starts from those sums, reads the rows above the checkpoint, and keeps in memory what
+settles after (`_Settled`), so each scrape reads only the rows above its own boundary. Before the first
+checkpoint (a new store, or an old one right after the upgrade that added it) a process sums every stored row
+once itself, as slow as the store is big, with what retention had folded into `task_total`. Either way every
+process gives the same totals.
 """
 from __future__ import annotations
 
@@ -23,16 +28,16 @@ import bisect
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from peewee import SQL, fn
+from peewee import fn
 
 from webui.collector.rollups import BUCKET_COLUMNS, COUNT_COLUMNS
 from webui.store import queue_queries
 from webui.store.database import is_sqlite
-from webui.store.models import CollectorGap, CollectorStatus, Task, TaskMinute, TaskTotal, Worker
+from webui.store.models import CollectorGap, CollectorStatus, MetricsCheckpoint, Task, TaskMinute, TaskTotal, Worker
 
 DAY = 86_400.0
 ROLLUP_SETTLE = 2 * DAY
@@ -40,12 +45,13 @@ FAILURE_SETTLE = DAY
 TASK_SETTLE = 300.0
 QUEUE_WINDOW = 900.0  # a queue sampled in the last 15 minutes has a length series
 EXCEPTION_MAX = 128
-# ASCII classes spelled out, the same in Python and in PostgreSQL's regular expressions (`_read_failures`), so a
-# failure keeps its label when retention folds its row into `task_total`.
+READ_ATTEMPTS = 10  # reads of the rows while the checkpoint keeps moving, before a scrape settles for the last
+# ASCII classes spelled out, the same in Python and in PostgreSQL's regular expressions (`read_failures`), so a
+# failure keeps its label in `task_total`, whichever database summed it.
 _EXCEPTION_CLASS_PATTERN = r"[ \t\n\r\f\v]*([A-Za-z_][A-Za-z0-9_.]*)"
 _EXCEPTION_CLASS = re.compile(_EXCEPTION_CLASS_PATTERN)
-_NULL = SQL("NULL")
 OVERFLOW = "+Inf"  # the label of the wait bucket above every bound, in `task_total`
+ROLLUP_SUMS = (*COUNT_COLUMNS, "runtime_sum", *BUCKET_COLUMNS)  # what `read_rollups` sums, in its order
 
 K = TypeVar("K")
 Sums = dict[Any, list[float]]
@@ -62,42 +68,43 @@ def _add(into: Sums, more: Sums) -> None:
 
 
 class _Settled(Generic[K]):
-    """Per-key sums of rows, where rows below `boundary` are read once and kept, the rest read each time."""
+    """Per-key sums of rows: `frozen` holds the rows below `boundary` (None: none yet), summed once; the rows
+    above are read each time."""
 
-    def __init__(self) -> None:
-        self.boundary: Any = None
-        self.frozen: Sums = {}
-        self.lock = threading.Lock()
+    def __init__(self, frozen: Sums, boundary: Any) -> None:
+        self.frozen, self.boundary = frozen, boundary
 
     def totals(self, boundary: Any, read: Callable[[Any, Any], Sums]) -> Sums:
-        """`read(lo, hi)` sums rows with lo <= position < hi (None: unbounded)."""
-        with self.lock:
-            if self.boundary is None:
-                self.frozen, self.boundary = read(None, boundary), boundary
-            elif boundary > self.boundary:
-                _add(self.frozen, read(self.boundary, boundary))
-                self.boundary = boundary
-            result = {key: list(values) for key, values in self.frozen.items()}
-            _add(result, read(self.boundary, None))
+        """`read(lo, hi)` sums rows with lo <= position < hi (None: unbounded); `boundary` None: none settled."""
+        if boundary is not None and (self.boundary is None or boundary > self.boundary):
+            _add(self.frozen, read(self.boundary, boundary))
+            self.boundary = boundary
+        result = {key: list(values) for key, values in self.frozen.items()}
+        _add(result, read(self.boundary, None))
         return result
 
 
-# -- task totals ------------------------------------------------------------------------------------------
+# -- the rows, family by family -----------------------------------------------------------------------------
 
 
-@dataclass
-class TaskTotals:
-    """Per task name ("" when unknown): event counts, runtime and wait histograms, failures by class."""
-
-    counts: dict[str, dict[str, int]]  # name -> {"received": n, …, "sent": n}
-    runtime: dict[str, tuple[list[int], float]]  # name -> (counts per RUNTIME_BOUNDS bucket + overflow, sum)
-    wait: dict[str, tuple[list[int], float]]  # name -> (counts per wait bound + overflow, sum)
-    failures: dict[tuple[str, str], int]  # (name, exception class) -> failed tasks
+def rollup_boundary(now: float) -> int:
+    """The first rollup minute that may still change."""
+    return int((now - ROLLUP_SETTLE) // 60) * 60
 
 
-def _read_rollups(lo: int | None, hi: int | None) -> Sums:
-    columns = (*COUNT_COLUMNS, "runtime_sum", *BUCKET_COLUMNS)
-    query: Any = TaskMinute.select(TaskMinute.name, *(fn.SUM(getattr(TaskMinute, c)) for c in columns))
+def failure_boundary(now: float) -> float:
+    return now - FAILURE_SETTLE
+
+
+def task_boundary(now: float) -> int | None:
+    """Past the id of the newest task received `TASK_SETTLE` ago (index `task_received_at`): rows below are final."""
+    row = (Task.select(Task.id).where(Task.received_at < now - TASK_SETTLE)
+           .order_by(Task.received_at.desc()).limit(1).first())
+    return int(row.id) + 1 if row is not None else None
+
+
+def read_rollups(lo: int | None, hi: int | None) -> Sums:
+    query: Any = TaskMinute.select(TaskMinute.name, *(fn.SUM(getattr(TaskMinute, c)) for c in ROLLUP_SUMS))
     if lo is not None:
         query = query.where(TaskMinute.minute >= lo)
     if hi is not None:
@@ -111,29 +118,23 @@ def exception_class(text: str | None) -> str:
     return match.group(1)[:EXCEPTION_MAX] if match else "unknown"
 
 
-def _read_failures(lo: float | None, hi: float | None) -> Sums:
+def read_failures(lo: float | None, hi: float | None) -> Sums:
     database = Task._meta.database
     if not is_sqlite(getattr(database, "obj", None) or database):  # the models' proxy, or a database itself
         return _read_failures_grouped(lo, hi)
-    query: Any = Task.select(Task.name, Task.exception, _NULL).where(Task.failed_at.is_null(False))
+    query: Any = Task.select(Task.name, Task.exception).where(Task.failed_at.is_null(False))
     if lo is not None:
         query = query.where(Task.failed_at >= lo)
     if hi is not None:
         query = query.where(Task.failed_at < hi)
-    if lo is None:  # the oldest rows, with those retention pruned
-        query = query.union_all(TaskTotal.select(TaskTotal.name, TaskTotal.label, TaskTotal.value)
-                                .where(TaskTotal.metric == "failed"))
     sums: Sums = {}
-    for name, exception, folded in query.tuples().iterator():
-        if folded is None:
-            _add(sums, {(name or "", exception_class(exception)): [1.0]})
-        else:
-            _add(sums, {(name, exception): [float(folded)]})
+    for name, exception in query.tuples().iterator():
+        _add(sums, {(name or "", exception_class(exception)): [1.0]})
     return sums
 
 
 def _read_failures_grouped(lo: float | None, hi: float | None) -> Sums:
-    """`_read_failures` grouped by PostgreSQL itself (hundreds of thousands of failures on a big store)."""
+    """`read_failures` grouped by PostgreSQL itself (hundreds of thousands of failures on a big store)."""
     db = Task._meta.database
     p = db.param
     where = ["failed_at IS NOT NULL"]
@@ -144,57 +145,23 @@ def _read_failures_grouped(lo: float | None, hi: float | None) -> Sums:
     if hi is not None:
         where.append(f"failed_at < {p}")
         params.append(hi)
-    sql = (f"SELECT COALESCE(name, ''), LEFT(substring(exception from {p}), {EXCEPTION_MAX}) AS class, COUNT(*), "
-           f"NULL FROM task WHERE {' AND '.join(where)} GROUP BY 1, 2")
-    if lo is None:  # with the failures retention pruned, in the same statement
-        sql += " UNION ALL SELECT name, label, NULL, value FROM task_total WHERE metric = 'failed'"
+    sql = (f"SELECT COALESCE(name, ''), LEFT(substring(exception from {p}), {EXCEPTION_MAX}) AS class, COUNT(*) "
+           f"FROM task WHERE {' AND '.join(where)} GROUP BY 1, 2")
     sums: Sums = {}
-    for name, label, count, folded in db.execute_sql(sql, params).fetchall():
-        if folded is None:
-            _add(sums, {(name, label or "unknown"): [float(count)]})
-        else:
-            _add(sums, {(name, label): [float(folded)]})
+    for name, label, count in db.execute_sql(sql, params).fetchall():
+        _add(sums, {(name, label or "unknown"): [float(count)]})
     return sums
 
 
-def _wait_bucket(wait_bounds: Sequence[float], queued_at: float | None, started_at: float | None) -> int | None:
-    """The wait histogram's bucket a task falls in (len(wait_bounds): above them all); None: it has no wait."""
-    if started_at is None or queued_at is None:
-        return None
-    return bisect.bisect_left(wait_bounds, max(0.0, started_at - queued_at))
-
-
-def fold_tasks(rows: Iterable[tuple[Any, ...]], wait_bounds: Sequence[float]) -> dict[tuple[str, str, str], float]:
-    """What task rows (name, sent_at, received_at, started_at, failed_at, exception) add to the totals, as
-    `task_total` values by (name, metric, label): retention adds them there when it deletes the rows."""
-    folded: dict[tuple[str, str, str], float] = {}
-
-    def add(key: tuple[str, str, str], value: float) -> None:
-        folded[key] = folded.get(key, 0.0) + value
-
-    for name, sent_at, received_at, started_at, failed_at, exception in rows:
-        name = name or ""
-        if sent_at is not None:
-            add((name, "sent", ""), 1)
-        queued_at = sent_at if sent_at is not None else received_at
-        bucket = _wait_bucket(wait_bounds, queued_at, started_at)
-        if bucket is not None:
-            add((name, "wait", repr(float(wait_bounds[bucket])) if bucket < len(wait_bounds) else OVERFLOW), 1)
-            add((name, "wait_sum", ""), round(max(0.0, started_at - queued_at) * 1_000_000))  # µs, as the reader
-        if failed_at is not None:
-            add((name, "failed", exception_class(exception)), 1)
-    return {key: value / 1_000_000 if key[1] == "wait_sum" else value for key, value in folded.items()}
-
-
-def _task_reader(wait_bounds: Sequence[float]) -> Callable[[int | None, int | None], Sums]:
+def task_reader(wait_bounds: Sequence[float]) -> Callable[[int | None, int | None], Sums]:
     """Per name: [sent, wait bucket counts…, wait sum in µs], over task ids lo <= id < hi.
 
-    The first scrape of a process sums every settled task, 10 million of them on a big store. PostgreSQL counts
-    `wait <= bound` per name in one parallel pass, and no task row comes to Python. SQLite hands over each row's
-    name, bucket and wait, streamed: grouping there would sort every row in a temporary b-tree, 110 MB of this
-    process's memory at 1M tasks (temp_store is memory). Bucket i holds the waits at or below bound i and above
-    the one before (`bisect_left`). Waits are summed in whole microseconds, so the sum is exact whatever order
-    the rows are added in, and every process reports the same value.
+    Before the first checkpoint a process sums every settled task, 10 million of them on a big store (and so does
+    the checkpoint's first advance). PostgreSQL counts `wait <= bound` per name in one parallel pass, and no task
+    row comes to Python. SQLite hands over each row's name, bucket and wait, streamed: grouping there would sort
+    every row in a temporary b-tree, 110 MB of this process's memory at 1M tasks (temp_store is memory). Bucket i
+    holds the waits at or below bound i and above the one before (`bisect_left`). Waits are summed in whole
+    microseconds, so the sum is exact whatever order the rows are added in, and every process reports the same.
     """
     wait_us = "CAST(ROUND((CASE WHEN wait < 0 THEN 0.0 ELSE wait END) * 1000000) AS BIGINT)"
     bucket = ("CASE WHEN wait IS NULL THEN -1 "
@@ -217,44 +184,30 @@ def _task_reader(wait_bounds: Sequence[float]) -> Callable[[int | None, int | No
         # NOT INDEXED: SQLite would otherwise group along the name index and read every row through it.
         rows = (f"SELECT COALESCE(name, '') AS name, sent_at, started_at - COALESCE(sent_at, received_at) AS wait "
                 f"FROM task{' NOT INDEXED' if sqlite else ''}{' WHERE ' + ' AND '.join(where) if where else ''}")
-        if sqlite:
-            sql = f"SELECT name, NULL, NULL, NULL, {bucket}, sent_at IS NOT NULL, 1, {wait_us}"
-            group = ""
-        else:
-            sql = f"SELECT name, NULL, NULL, NULL, COUNT(sent_at), COUNT(wait), SUM({wait_us}), {at_or_below}"
-            group = " GROUP BY 1"
-        columns = 8 if sqlite else 7 + len(wait_bounds)
-        sql += f" FROM ({rows}) AS settled{group}"
-        if lo is None:  # the oldest rows, with those retention pruned, in one statement (one snapshot)
-            sql += (f" UNION ALL SELECT name, metric, label, value{', NULL' * (columns - 4)} FROM task_total "
-                    "WHERE metric <> 'failed'")
         sums: Sums = {}
         width = len(wait_bounds) + 3
 
-        def row_of(name: str | None) -> list[float]:
-            row = sums.get(name or "")
+        def row_of(name: str) -> list[float]:
+            row = sums.get(name)
             if row is None:
-                row = sums[name or ""] = [0.0] * width
+                row = sums[name] = [0.0] * width
             return row
 
-        cursor = db.execute_sql(sql, params)  # iterated, not fetched: a row a task on SQLite
         if sqlite:
-            for name, metric, label, value, index, sent, _, waited in cursor:
-                row = sums.get(name) or row_of(name)
-                if metric is not None:
-                    _add_folded(row, str(metric), str(label), float(value), wait_bounds)
-                    continue
+            cursor = db.execute_sql(f"SELECT name, {bucket}, sent_at IS NOT NULL, {wait_us} FROM ({rows}) AS settled",
+                                    params)
+            for name, index, sent, waited in cursor:  # iterated, not fetched: a row a task
+                row = row_of(name)
                 row[0] += sent
                 if index >= 0:
                     row[1 + index] += 1
                     row[-1] += waited  # µs until `TaskTotalsReader.read`: integers add up exactly
             return sums
-        for name, metric, label, value, *counts in cursor:
-            row = row_of(name)
-            if metric is not None:
-                _add_folded(row, str(metric), str(label), float(value), wait_bounds)
-                continue
+        cursor = db.execute_sql(f"SELECT name, COUNT(sent_at), COUNT(wait), SUM({wait_us}), {at_or_below} "
+                                f"FROM ({rows}) AS settled GROUP BY 1", params)
+        for name, *counts in cursor:
             sent, waits, waited, *within = (int(c or 0) for c in counts)
+            row = row_of(name)
             row[0] += sent
             for i, (count, below) in enumerate(zip([*within, waits], [0, *within], strict=True)):
                 row[1 + i] += count - below
@@ -264,53 +217,121 @@ def _task_reader(wait_bounds: Sequence[float]) -> Callable[[int | None, int | No
     return read
 
 
+# -- the checkpoint: what the leading collector summed for every process ------------------------------------
+
+
+@dataclass(frozen=True)
+class Covered:
+    """How far the checkpoint's sums in `task_total` reach: task ids below `tasks`, failures stamped before
+    `failures`, rollup minutes before `minutes`."""
+
+    tasks: int
+    failures: float
+    minutes: int
+
+
+def checkpoint() -> Covered | None:
+    """The checkpoint's boundaries (one row by key); None until the leading collector first advances it."""
+    row = (MetricsCheckpoint.select(MetricsCheckpoint.task_below, MetricsCheckpoint.failed_below,
+                                    MetricsCheckpoint.minute_below)
+           .where(MetricsCheckpoint.id == 1).tuples().first())
+    return Covered(int(row[0]), float(row[1]), int(row[2])) if row else None
+
+
+def settled_sums(wait_bounds: Sequence[float]) -> tuple[Sums, Sums, Sums]:
+    """`task_total` as each family's sums (rollups, failures, tasks), the tasks' under these wait buckets."""
+    rollups: Sums = {}
+    failures: Sums = {}
+    tasks: Sums = {}
+    query: Any = TaskTotal.select(TaskTotal.name, TaskTotal.metric, TaskTotal.label, TaskTotal.value).tuples()
+    for name, metric, label, value in query:
+        if metric == "rollup":
+            rollups.setdefault(name, [0.0] * len(ROLLUP_SUMS))[ROLLUP_SUMS.index(label)] += value
+        elif metric == "failed":
+            _add(failures, {(name, label): [float(value)]})
+        else:
+            _add_folded(tasks.setdefault(name, [0.0] * (len(wait_bounds) + 3)), metric, label, value, wait_bounds)
+    return rollups, failures, tasks
+
+
 def _add_folded(row: list[float], metric: str, label: str, value: float, wait_bounds: Sequence[float]) -> None:
-    """A `task_total` value into a reader's row. A bucket folded under other `metrics_wait_buckets` goes to the
-    first bound at or above its own: no observation is counted under a bound it may exceed."""
+    """A `task_total` value into a task reader's row. A bucket summed under other `metrics_wait_buckets` goes to
+    the first bound at or above its own: no observation is counted under a bound it may exceed."""
     if metric == "sent":
         row[0] += value
-    elif metric == "wait_sum":
-        row[-1] += round(value * 1_000_000)  # the reader sums whole microseconds
+    elif metric == "wait_us":
+        row[-1] += value
     elif metric == "wait":
         bucket = len(wait_bounds) if label == OVERFLOW else bisect.bisect_left(wait_bounds, float(label))
         row[1 + bucket] += value
 
 
-def _task_boundary(now: float) -> int | None:
-    """The id of the newest task received `TASK_SETTLE` ago (index `task_received_at`); rows below it are final."""
-    row = (Task.select(Task.id).where(Task.received_at < now - TASK_SETTLE)
-           .order_by(Task.received_at.desc()).limit(1).first())
-    return int(row.id) if row is not None else None
+# -- task totals ------------------------------------------------------------------------------------------
 
 
 @dataclass
+class TaskTotals:
+    """Per task name ("" when unknown): event counts, runtime and wait histograms, failures by class."""
+
+    counts: dict[str, dict[str, int]]  # name -> {"received": n, …, "sent": n}
+    runtime: dict[str, tuple[list[int], float]]  # name -> (counts per RUNTIME_BOUNDS bucket + overflow, sum)
+    wait: dict[str, tuple[list[int], float]]  # name -> (counts per wait bound + overflow, sum)
+    failures: dict[tuple[str, str], int]  # (name, exception class) -> failed tasks
+
+
 class TaskTotalsReader:
     """Holds one process's settled sums; `read()` gives the totals now. Wait buckets are fixed per reader."""
 
-    wait_bounds: tuple[float, ...]
-    rollups: _Settled[str] = field(default_factory=_Settled)
-    failures: _Settled[tuple[str, str]] = field(default_factory=_Settled)
-    tasks: _Settled[str] = field(default_factory=_Settled)
+    def __init__(self, wait_bounds: tuple[float, ...]) -> None:
+        self.wait_bounds = wait_bounds
+        self.lock = threading.Lock()
+        self.began_at: Covered | None = None  # the checkpoint the sums below start from
+        self.families: tuple[_Settled[str], _Settled[tuple[str, str]], _Settled[str]] | None = None
 
     def read(self, now: float | None = None) -> TaskTotals:
         now = time.time() if now is None else now
-        rollups = self.rollups.totals(int((now - ROLLUP_SETTLE) // 60) * 60, _read_rollups)
-        failures = self.failures.totals(now - FAILURE_SETTLE, _read_failures)
-        boundary = _task_boundary(now)
-        reader = _task_reader(self.wait_bounds)
-        tasks = self.tasks.totals(boundary, reader) if boundary is not None else reader(None, None)
-        n = len(COUNT_COLUMNS)
-        counts = {name: {c: int(v) for c, v in zip(COUNT_COLUMNS, values[:n], strict=True)}
-                  for name, values in rollups.items()}
-        runtime = {name: ([int(v) for v in values[n + 1:]], values[n]) for name, values in rollups.items()}
-        wait: dict[str, tuple[list[int], float]] = {}
-        for name, values in tasks.items():
-            counts.setdefault(name, dict.fromkeys(COUNT_COLUMNS, 0))["sent"] = int(values[0])
-            if sum(values[1:-1]):
-                wait[name] = ([int(v) for v in values[1:-1]], values[-1] / 1_000_000)
-        for per_name in counts.values():
-            per_name.setdefault("sent", 0)
-        return TaskTotals(counts, runtime, wait, {key: int(v[0]) for key, v in failures.items()})
+        with self.lock:
+            for _ in range(READ_ATTEMPTS):
+                covered = checkpoint()
+                if self.families is None or covered != self.began_at:
+                    self._begin_at(covered)
+                sums = self._sums(now)
+                # Read the checkpoint on both sides of the rows: once it moves, retention may delete rows this read
+                # expected above it (and its first advance adds to `task_total` what was read here as rows).
+                if checkpoint() == covered:
+                    break
+        return _totals(*sums)
+
+    def _begin_at(self, covered: Covered | None) -> None:
+        rollups, failures, tasks = settled_sums(self.wait_bounds)
+        self.began_at = covered
+        if covered is None:  # no checkpoint yet: every stored row, once, with what retention folded in before
+            self.families = (_Settled(rollups, None), _Settled(failures, None), _Settled(tasks, None))
+        else:
+            self.families = (_Settled(rollups, covered.minutes), _Settled(failures, covered.failures),
+                             _Settled(tasks, covered.tasks))
+
+    def _sums(self, now: float) -> tuple[Sums, Sums, Sums]:
+        assert self.families is not None
+        rollups, failures, tasks = self.families
+        return (rollups.totals(rollup_boundary(now), read_rollups),
+                failures.totals(failure_boundary(now), read_failures),
+                tasks.totals(task_boundary(now), task_reader(self.wait_bounds)))
+
+
+def _totals(rollups: Sums, failures: Sums, tasks: Sums) -> TaskTotals:
+    n = len(COUNT_COLUMNS)
+    counts = {name: {c: int(v) for c, v in zip(COUNT_COLUMNS, values[:n], strict=True)}
+              for name, values in rollups.items()}
+    runtime = {name: ([int(v) for v in values[n + 1:]], values[n]) for name, values in rollups.items()}
+    wait: dict[str, tuple[list[int], float]] = {}
+    for name, values in tasks.items():
+        counts.setdefault(name, dict.fromkeys(COUNT_COLUMNS, 0))["sent"] = int(values[0])
+        if sum(values[1:-1]):
+            wait[name] = ([int(v) for v in values[1:-1]], values[-1] / 1_000_000)
+    for per_name in counts.values():
+        per_name.setdefault("sent", 0)
+    return TaskTotals(counts, runtime, wait, {key: int(v[0]) for key, v in failures.items()})
 
 
 # -- gauges -----------------------------------------------------------------------------------------------

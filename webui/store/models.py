@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from peewee import (
     AutoField,
+    BigIntegerField,
     BooleanField,
     CharField,
     CompositeKey,
@@ -225,10 +226,11 @@ for _bucket in ROLLUP_BUCKET_COLUMNS:
 
 
 class TaskTotal(BaseModel):
-    """What pruned task rows had added to /metrics (migration 0012; webui.store.retention folds them in).
+    """/metrics' settled totals per task name: what every row below `MetricsCheckpoint`'s boundaries added,
+    pruned or not (webui.store.metrics_checkpoint). Before the first checkpoint: only what retention pruned.
 
-    `metric`: sent, wait (`label`: a queue-wait bucket's upper bound, "+Inf" last), wait_sum, or failed (`label`:
-    the exception class). Pruned rollup minutes are folded into each name's `task_minute` row at minute 0.
+    `metric`: sent, wait (`label`: a queue-wait bucket's upper bound, "+Inf" last), wait_us (µs), failed (`label`:
+    the exception class), or rollup (`label`: a `task_minute` column).
     """
 
     name = CharField(max_length=255)
@@ -238,6 +240,17 @@ class TaskTotal(BaseModel):
 
     class Meta:
         primary_key = CompositeKey("name", "metric", "label")
+
+
+class MetricsCheckpoint(BaseModel):
+    """One row (id 1): how far `task_total` reaches — task ids below `task_below`, failures before
+    `failed_below`, rollup minutes before `minute_below` (migration 0015). Written by the leading collector."""
+
+    id = IntegerField(primary_key=True)
+    task_below = BigIntegerField()
+    failed_below = DoubleField()
+    minute_below = BigIntegerField()
+    advanced_at = DoubleField()
 
 
 class ApiToken(BaseModel):

@@ -25,9 +25,9 @@ A late event for a pruned task: the writer rereads the state of a task it has no
 without a name, say), which is pruned in its turn. On PostgreSQL an event merged at the very moment a batch
 deletes its task can land in the log without a task row; the next pass deletes it with the old events.
 Rollups are added when events arrive, never computed from task rows: pruning tasks changes no count. /metrics'
-counters are sums over stored rows, so what they counted of a deleted row is kept, in the same transaction: a
-pruned task's share (sent, queue wait, failure class) in `task_total`, a pruned minute's sums in its name's row
-at minute 0 of `task_minute`. The counters never fall, and Prometheus never sees a reset.
+counters are sums over stored rows: `prune` first advances their checkpoint (webui.store.metrics_checkpoint),
+which adds every settled row's share to `task_total`, and then deletes task rows and rollup minutes only below
+its boundaries, adding them nowhere. The counters never fall, and Prometheus never sees a reset.
 """
 from __future__ import annotations
 
@@ -40,11 +40,11 @@ from typing import Any, Protocol
 
 from peewee import Database
 
-from webui.collector.rollups import VALUE_COLUMNS as ROLLUP_COLUMNS
+from webui.collector.leader import sleep_while_leading
 from webui.settings import BY_NAME
-from webui.store import task_search
+from webui.store import metrics_checkpoint, task_search
 from webui.store.database import discard_connection, is_sqlite
-from webui.store.metrics_queries import fold_tasks
+from webui.store.metrics_queries import Covered, checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,6 @@ PRUNABLE = FINISHED + FAILED  # any other state (PENDING, RECEIVED, STARTED, RET
 AUTH_FAILURE_DAYS = 1  # login throttling looks back 15 minutes; a day of failures is kept for the curious
 PAUSE = 0.05  # seconds at least between two batches, and at least as long as the batch held the lock
 FIRST_PASS_DELAY = 60.0  # after the collector starts leading: let it catch up with the stream first
-FOLDED_MINUTE = 0  # the `task_minute` row per name that holds the sums of the minutes pruned
 _WAIT_BOUNDS = tuple(float(b) for b in BY_NAME["metrics_wait_buckets"].default)  # type: ignore[attr-defined]
 
 
@@ -69,7 +68,7 @@ class Retention:
     rollups: int = 400
     audit: int = 400
     batch: int = 2000
-    wait_bounds: tuple[float, ...] = _WAIT_BOUNDS  # /metrics' queue-wait buckets, to fold pruned tasks into
+    wait_bounds: tuple[float, ...] = _WAIT_BOUNDS  # /metrics' queue-wait buckets, for the checkpoint
 
     @classmethod
     def from_settings(cls, settings: Any) -> Retention:
@@ -124,8 +123,9 @@ class Outcome:
         return sum(self.by_table().values())
 
 
-def plan(retention: Retention, now: float) -> list[Step]:
-    """The steps due at `now`, in the order they run: old events first, then tasks, then the rest."""
+def plan(retention: Retention, now: float, covered: Covered) -> list[Step]:
+    """The steps due at `now`, in the order they run: old events first, then tasks, then the rest. Tasks and
+    rollup minutes go only where /metrics' checkpoint has counted them (`covered`)."""
     def before(days: int) -> float:
         return now - days * DAY
 
@@ -135,10 +135,10 @@ def plan(retention: Retention, now: float) -> list[Step]:
         steps.append(OldEvents(events_before))
     for days, states in ((retention.tasks, FINISHED), (retention.failed, FAILED)):
         if days:
-            steps += [OldTasks(state, before(days), events_before, retention.wait_bounds) for state in states]
+            steps += [OldTasks(state, before(days), covered, events_before) for state in states]
     if retention.rollups:
         cutoff = before(retention.rollups)
-        steps.append(OldRollups(cutoff))
+        steps.append(OldRollups(min(cutoff, covered.minutes)))
         steps.append(ByIdWindow("worker transitions", "worker_event", "at", "{at} < {p}", cutoff))
         steps.append(ByIdWindow("closed collector gaps", "collector_gap", "started_at",
                                 "ended_at IS NOT NULL AND ended_at < {p}", cutoff))
@@ -159,10 +159,13 @@ def plan(retention: Retention, now: float) -> list[Step]:
 def prune(db: Database, retention: Retention, now: float, *, pause: float = PAUSE,
           stop: threading.Event | None = None, alive: Callable[[], bool] = lambda: True,
           on_batch: Callable[[Batch], None] | None = None) -> Outcome:
-    """Run every step due at `now` to completion, batch by batch, unless `stop` is set or `alive()` turns false."""
+    """Run every step due at `now` to completion, batch by batch, unless `stop` is set or `alive()` turns false.
+
+    The models must be bound to `db`: the checkpoint of /metrics is advanced first, through them."""
     stop = stop or threading.Event()
     outcome = Outcome()
-    for step in plan(retention, now):
+    covered = metrics_checkpoint.advance(db, retention.wait_bounds, now)
+    for step in plan(retention, now, covered):
         outcome.add(step.label, {})
         for batch in step.batches(db, retention.batch):
             outcome.add(batch.step, batch.deleted)
@@ -178,7 +181,7 @@ def prune(db: Database, retention: Retention, now: float, *, pause: float = PAUS
 def count(db: Database, retention: Retention, now: float) -> Outcome:
     """What `prune` would delete at `now`, step by step, deleting nothing (one counting query per table)."""
     outcome = Outcome()
-    for step in plan(retention, now):
+    for step in plan(retention, now, metrics_checkpoint.target(now, checkpoint())):
         outcome.add(step.label, step.count(db))
     return outcome
 
@@ -188,7 +191,7 @@ def prune_loop(db: Database, settings: Any, *, stop: threading.Event, alive: Cal
     """In the leading collector: a `prune` pass every `prune_interval` seconds until stopped."""
     retention = Retention.from_settings(settings)
     interval = settings.prune_interval
-    if not _wait(stop, alive, min(FIRST_PASS_DELAY, interval)):
+    if not sleep_while_leading(stop, alive, min(FIRST_PASS_DELAY, interval)):
         return
     while True:
         started = time.monotonic()
@@ -200,19 +203,8 @@ def prune_loop(db: Database, settings: Any, *, stop: threading.Event, alive: Cal
         except Exception as exc:  # noqa: BLE001 - the next pass tries again; nothing half-done is left behind
             log.warning("pruning failed: %s", exc)
             discard_connection(db)
-        if not _wait(stop, alive, interval):
+        if not sleep_while_leading(stop, alive, interval):
             return
-
-
-def _wait(stop: threading.Event, alive: Callable[[], bool], seconds: float) -> bool:
-    """Sleep `seconds`; False as soon as `stop` is set or the collector stops leading (checked every second)."""
-    deadline = time.monotonic() + seconds
-    while not stop.is_set() and alive():
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return True
-        stop.wait(min(left, 1.0))
-    return False
 
 
 def describe(counts: dict[str, int]) -> str:
@@ -286,12 +278,15 @@ def _finished_or_gone(db: Database, task_ids: list[int]) -> list[int]:
 
 @dataclass
 class OldTasks:
-    """Tasks in `state` last heard of before `cutoff`, with their events: a range of `task_state_updated`."""
+    """Tasks in `state` last heard of before `cutoff`, with their events: a range of `task_state_updated`.
+
+    Only the tasks /metrics' checkpoint has counted (`covered`: below its task id, failed before its failure
+    time, or not failed), so deleting them changes no total."""
 
     state: str
     cutoff: float
+    covered: Covered
     events_before: float | None = None  # the event step's cutoff: only for counting what it leaves to this one
-    wait_bounds: tuple[float, ...] = _WAIT_BOUNDS
     label: str = ""
 
     def __post_init__(self) -> None:
@@ -299,12 +294,15 @@ class OldTasks:
 
     def batches(self, db: Database, limit: int) -> Iterator[Batch]:
         p = db.param
+        counted = f"(failed_at IS NULL OR failed_at < {p})"
         while True:
             top = _execute(db, "SELECT MAX(id) FROM task").fetchone()[0]
             if top is None:
                 return
+            below = min(top, self.covered.tasks)
             rows = _execute(db, f"SELECT id FROM task WHERE state = {p} AND updated_at < {p} AND id < {p} "
-                                f"ORDER BY updated_at LIMIT {int(limit)}", (self.state, self.cutoff, top)).fetchall()
+                                f"AND {counted} ORDER BY updated_at LIMIT {int(limit)}",
+                            (self.state, self.cutoff, below, self.covered.failures)).fetchall()
             if not rows:
                 return
             ids, id_params = _in(db, "id", [row[0] for row in rows])
@@ -312,13 +310,11 @@ class OldTasks:
                 started = time.perf_counter()
                 # The condition again: a late event may have moved a task on since it was read.
                 deleted = _execute(
-                    db, f"DELETE FROM task WHERE {ids} AND state = {p} AND updated_at < {p} RETURNING id, name, "
-                        "sent_at, received_at, started_at, failed_at, exception, args, kwargs, result",
-                    (*id_params, self.state, self.cutoff)).fetchall()
-                # What these rows added to /metrics' counters stays added (webui.store.metrics_queries).
-                _add_totals(db, fold_tasks((row[1:7] for row in deleted), self.wait_bounds))
+                    db, f"DELETE FROM task WHERE {ids} AND state = {p} AND updated_at < {p} AND {counted} "
+                        "RETURNING id, exception, args, kwargs, result",
+                    (*id_params, self.state, self.cutoff, self.covered.failures)).fetchall()
                 # Out of the search index too, in the same transaction (the SQLite index needs the text).
-                task_search.forget(db, [(row[0], row[7], row[8], row[9], row[6]) for row in deleted])
+                task_search.forget(db, [(row[0], row[2], row[3], row[4], row[1]) for row in deleted])
                 gone = [row[0] for row in deleted]
                 events = 0
                 if gone:
@@ -330,8 +326,9 @@ class OldTasks:
 
     def count(self, db: Database) -> dict[str, int]:
         p = db.param
-        where = f"t.state = {p} AND t.updated_at < {p} AND t.id < (SELECT MAX(id) FROM task)"
-        params: tuple[Any, ...] = (self.state, self.cutoff)
+        where = (f"t.state = {p} AND t.updated_at < {p} AND t.id < (SELECT MAX(id) FROM task) AND t.id < {p} "
+                 f"AND (t.failed_at IS NULL OR t.failed_at < {p})")
+        params: tuple[Any, ...] = (self.state, self.cutoff, self.covered.tasks, self.covered.failures)
         tasks = _execute(db, f"SELECT COUNT(*) FROM task t WHERE {where}", params).fetchone()[0]
         if self.events_before is not None:
             where += f" AND e.received >= {p}"
@@ -345,8 +342,8 @@ class OldTasks:
 class OldRollups:
     """`task_minute` rows of minutes before `cutoff`: the oldest minutes of its key, a batch at a time.
 
-    Their sums are first added to each name's row at minute 0 (`FOLDED_MINUTE`), in the same transaction: windows
-    (the overview, detectors) never reach it, and /metrics' totals, which sum every row, stay as they were.
+    `plan` keeps the cutoff below /metrics' checkpoint, which has counted those minutes (and minute 0, where
+    retention folded the minutes it pruned before there was a checkpoint).
     """
 
     cutoff: float
@@ -358,28 +355,22 @@ class OldRollups:
     def batches(self, db: Database, limit: int) -> Iterator[Batch]:
         p = db.param
         while True:
-            old = f"minute > {FOLDED_MINUTE} AND minute < {p}"
+            old = f"minute < {p}"
             if not _execute(db, f"SELECT 1 FROM task_minute WHERE {old} LIMIT 1", (self.cutoff,)).fetchone():
                 return
             # The minute `limit` rows in: deleting up to it takes `limit` rows, plus that minute's other names.
             row = _execute(db, f"SELECT minute FROM task_minute WHERE {old} ORDER BY minute "
                                f"LIMIT 1 OFFSET {int(limit) - 1}", (self.cutoff,)).fetchone()
-            window, params = (old, (self.cutoff,)) if row is None else (
-                f"minute > {FOLDED_MINUTE} AND minute <= {p}", (row[0],))
+            window, params = (old, (self.cutoff,)) if row is None else (f"minute <= {p}", (row[0],))
             with db.atomic():
                 started = time.perf_counter()
-                _execute(db, f"INSERT INTO task_minute (minute, name, {', '.join(ROLLUP_COLUMNS)}) "
-                             f"SELECT {FOLDED_MINUTE}, name, {', '.join(f'SUM({c})' for c in ROLLUP_COLUMNS)} "
-                             f"FROM task_minute WHERE {window} GROUP BY name ON CONFLICT (minute, name) DO UPDATE SET "
-                             + ", ".join(f"{c} = task_minute.{c} + excluded.{c}" for c in ROLLUP_COLUMNS), params)
                 deleted = _execute(db, f"DELETE FROM task_minute WHERE {window}", params).rowcount
             yield Batch(self.label, {"task_minute": deleted}, time.perf_counter() - started)
             if row is None:
                 return
 
     def count(self, db: Database) -> dict[str, int]:
-        row = _execute(db, f"SELECT COUNT(*) FROM task_minute WHERE minute > {FOLDED_MINUTE} AND minute < {db.param}",
-                       (self.cutoff,)).fetchone()
+        row = _execute(db, f"SELECT COUNT(*) FROM task_minute WHERE minute < {db.param}", (self.cutoff,)).fetchone()
         return {"task_minute": int(row[0])}
 
 
@@ -477,15 +468,6 @@ class ByIdWindow:
 
 
 # -- SQL helpers ---------------------------------------------------------------------------------------------
-
-def _add_totals(db: Database, totals: dict[tuple[str, str, str], float]) -> None:
-    if totals:
-        p = db.param
-        db.cursor().executemany(
-            f"INSERT INTO task_total (name, metric, label, value) VALUES ({p}, {p}, {p}, {p}) "
-            "ON CONFLICT (name, metric, label) DO UPDATE SET value = task_total.value + excluded.value",
-            [(*key, value) for key, value in totals.items()])
-
 
 def _in(db: Database, column: str, values: Sequence[int]) -> tuple[str, tuple[Any, ...]]:
     """`column IN (…)` for SQLite; one array parameter on PostgreSQL (one statement text whatever the count)."""
