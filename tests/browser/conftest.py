@@ -2,7 +2,8 @@
 that fails the test on any console error, uncaught exception or CSP violation.
 
 Usage: take `page` (light) or parametrize `color_scheme` (`@pytest.mark.parametrize("color_scheme", ["dark"])`);
-`screenshot(page, "name")` saves tests/browser/screenshots/name.png (git-ignored) for a human to look at.
+`screenshot(page, "name")` saves tests/browser/screenshots/name.png (git-ignored) for a human to look at, or
+into WEBUI_TEST_SCREENSHOTS when set (`WEBUI_TEST_SCREENSHOTS=docs/screenshots` refreshes the docs' pictures).
 """
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ import pytest
 from tests.support.services import unavailable
 
 CHROMIUM = Path(os.environ.get("WEBUI_TEST_CHROMIUM", "/usr/bin/chromium"))
-SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
+# A relative WEBUI_TEST_SCREENSHOTS is taken from the repository root, wherever pytest runs.
+SCREENSHOTS = Path(__file__).resolve().parents[2] / os.environ.get("WEBUI_TEST_SCREENSHOTS",
+                                                                  "tests/browser/screenshots")
 VIEWPORT = {"width": 1280, "height": 900}
 PHONE_VIEWPORT = {"width": 390, "height": 844}
 # Chromium reports CSP violations on the console already; this makes sure they are errors whatever it logs.
@@ -121,7 +124,7 @@ def assert_no_console_problems(page: Any) -> None:
 
 
 def screenshot(page: Any, name: str, full_page: bool = True) -> Path:
-    """Save a PNG of `page` to tests/browser/screenshots/`name`.png and return its path."""
+    """Save a PNG of `page` to SCREENSHOTS/`name`.png and return its path."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=full_page)
