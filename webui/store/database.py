@@ -3,15 +3,18 @@
 SQLite runs in WAL mode with `synchronous=NORMAL` (a committed transaction survives a SIGKILL of this
 process; only an OS crash or power loss can take the last commits), a busy timeout so readers and the single
 writer wait for each other instead of failing, and `BEGIN IMMEDIATE` so a write transaction takes the lock up
-front rather than failing half-way. PostgreSQL uses psycopg 3 through a connection pool.
+front rather than failing half-way. A few closed SQLite connections are parked for the next request
+(`ParkingSqliteDatabase`). PostgreSQL uses psycopg 3 through a connection pool.
 """
 from __future__ import annotations
 
 import os
+import sqlite3
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlparse
 
 from peewee import Database, DatabaseProxy, SqliteDatabase
-from playhouse.pool import PooledPostgresqlDatabase
+from playhouse.pool import PooledDatabase, PooledPostgresqlDatabase, PooledSqliteDatabase
 
 from webui.settings import mask_url_password
 
@@ -22,9 +25,10 @@ SQLITE_PRAGMAS = {
     "journal_mode": "wal",
     "synchronous": "normal",
     "busy_timeout": 10_000,
-    # 8 MB of page cache per connection. A page's connection lives for one request; a background loop's (beat
-    # watcher, detectors, inspector…) for the process, each with a cache of its own: at 32 MB those filled to
-    # 70 MB of a UI process over a 1M-task store. The writer, whose index inserts do reuse hot pages, takes
+    # 8 MB of page cache per connection. A request's connection is parked between requests (at most
+    # `SQLITE_PARKED` of them, for `SQLITE_STALE_AFTER`); a background loop's (beat watcher, detectors,
+    # inspector…) lives as long as the process, each with a cache of its own: at 32 MB those filled to 70 MB of a
+    # UI process over a 1M-task store. The writer, whose index inserts do reuse hot pages, takes
     # `WRITER_CACHE_KIB` on its own connection (`use_writer_cache`).
     "cache_size": -8_000,
     "foreign_keys": 0,
@@ -59,7 +63,33 @@ def _open_sqlite(path: str, url: str) -> SqliteDatabase:
     if path != ":memory:":
         directory = os.path.dirname(os.path.abspath(path))
         os.makedirs(directory, exist_ok=True)
-    return SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, lock_type="IMMEDIATE", check_same_thread=False)
+    return ParkingSqliteDatabase(path, pragmas=SQLITE_PRAGMAS, lock_type="IMMEDIATE", check_same_thread=False,
+                                 max_connections=None, stale_timeout=SQLITE_STALE_AFTER)
+
+
+# Closed SQLite connections parked for the next request, at most this many at a time. Opening one (the file,
+# the WAL index, seven pragmas) was a fifth of a request's CPU under load; each parked connection keeps its page
+# cache (up to `cache_size`), so a few cover the requests a process runs at once on its cores and the rest close.
+SQLITE_PARKED = 4
+SQLITE_STALE_AFTER = 300  # seconds: a connection older than this is closed, not parked, so its cache is given back
+
+
+class ParkingSqliteDatabase(PooledSqliteDatabase):
+    """SQLite whose `close()` parks the connection for the next `connect()` (of any thread), up to
+    `SQLITE_PARKED`. A connection is parked only outside a transaction (peewee's pool rolls back one left open)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.never_parked: set[int] = set()  # ids of open connections to close, not park (no weakref to them)
+
+    def _close(self, conn: sqlite3.Connection, close_conn: bool = False) -> None:
+        with self._pool_lock:
+            if id(conn) in self.never_parked:
+                self.never_parked.discard(id(conn))
+                close_conn = True
+            elif len(self._connections) >= SQLITE_PARKED:
+                close_conn = True
+            super()._close(conn, close_conn)
 
 
 def _open_postgresql(parsed) -> PooledPostgresqlDatabase:
@@ -93,9 +123,12 @@ WRITER_CACHE_KIB = 32_000
 
 
 def use_writer_cache(db: Database) -> None:
-    """Give the calling thread's SQLite connection the writer's larger page cache (nothing on PostgreSQL)."""
+    """Give the calling thread's SQLite connection the writer's larger page cache (nothing on PostgreSQL); it is
+    closed, not parked, when the writer lets it go, so no request inherits the big cache."""
     if is_sqlite(db):
         db.execute_sql(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
+        if isinstance(db, ParkingSqliteDatabase):
+            db.never_parked.add(id(db.connection()))
 
 
 def bind_models(db: Database) -> None:
@@ -120,7 +153,7 @@ def discard_connection(db: Database | DatabaseProxy) -> None:
     open_contexts = list(state.ctx)
     state.transactions.clear()
     try:
-        if isinstance(target, PooledPostgresqlDatabase):
+        if isinstance(target, PooledDatabase):
             target.manual_close()
         else:
             target.close()
