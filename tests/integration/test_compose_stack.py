@@ -1,7 +1,7 @@
 """docker/compose.yml can't be started here (no Docker), so everything it names is checked instead: images are
 pinned or built from our Dockerfile, bind mounts exist, WEBUI_* variables are real settings with valid values,
-the services it points at exist on the ports they listen on, and Prometheus' config, its rules and the Grafana
-dashboard's queries pass Debian's promtool.
+the services it points at exist on the ports they listen on, and Prometheus' config, its rules (and their unit
+tests) and the Grafana dashboard's queries pass Debian's promtool.
 """
 from __future__ import annotations
 
@@ -178,6 +178,8 @@ def test_prometheus_scrapes_the_ui_and_loads_rules_promtool_accepts(stack, tmp_p
     rule_files = [mounted(prometheus, path) for path in config["rule_files"]]
     assert sorted(rule_files) == sorted((DOCKER / "prometheus").glob("*.rules.yml"))
     run_promtool("check", "rules", *map(str, rule_files))
+    # And they fire when they should, and not when they shouldn't, on series shaped like ours.
+    run_promtool("test", "rules", str(DOCKER / "prometheus" / "celery-webui.rules.test.yml"))
     # The config as Prometheus reads it in the container, with the rules at their repository paths.
     local = dict(config, rule_files=[str(path) for path in rule_files])
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(local))
