@@ -19,6 +19,7 @@ from typing import Any
 import psutil
 import pytest
 
+from tests.support.netns import own_network_prefix
 from tests.support.services import unavailable
 from tests.support.waiting import wait_for
 
@@ -45,18 +46,9 @@ def demo_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def own_network() -> list[str]:
-    """The argv prefix that runs a command in a network namespace of its own with loopback up."""
-    unshare, ip = shutil.which("unshare"), shutil.which("ip") or "/usr/sbin/ip"
-    nsenter = shutil.which("nsenter")
-    if unshare is None or nsenter is None or not Path(ip).exists():
-        unavailable("unshare, nsenter and ip (util-linux, iproute2) are needed for a machine of its own")
-    if os.geteuid() != 0:
-        unavailable("entering the demo's network namespace (nsenter) needs root")
-    prefix = [unshare, "--net", "/bin/sh", "-c", f'{ip} link set lo up && exec "$0" "$@"']
-    probe = run([*prefix, "/bin/true"], timeout=10)
-    if probe.returncode != 0:
-        unavailable(f"cannot make a network namespace here: {probe.stderr.strip()}")
-    return prefix
+    if shutil.which("nsenter") is None:
+        unavailable("nsenter (util-linux) is needed to reach the demo inside its network namespace")
+    return own_network_prefix()
 
 
 class Demo:
