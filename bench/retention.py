@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 from webui.collector.writer import CollectorStats, Writer  # noqa: E402
 from webui.privacy import Redactor  # noqa: E402
 from webui.store import retention  # noqa: E402
-from webui.store.database import is_sqlite, open_database  # noqa: E402
+from webui.store.database import bind_models, is_sqlite, open_database  # noqa: E402
 from webui.store.schema import current_version, upgrade  # noqa: E402
 
 DAY, HOUR = 86_400.0, 3600.0
@@ -153,6 +153,7 @@ def run(args: argparse.Namespace, database: str) -> int:
     rng = random.Random(args.seed)
     db = open_database(database)
     upgrade(db)
+    bind_models(db)  # pruning advances /metrics' checkpoint first, through the models
     policy = retention.Retention(tasks=args.retention_days, failed=args.failed_retention_days,
                                  events=args.event_retention_days, rollups=args.rollup_retention_days,
                                  batch=args.prune_batch)
