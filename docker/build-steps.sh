@@ -18,7 +18,7 @@ wheels)
 install)
     "$PYTHON" -m venv "$3"
     "$3/bin/python" -m pip install --no-cache-dir --no-index --find-links "$2" celery-webui
-    # The image never installs anything at run time: pip goes, and with it a few MB and its CVEs.
+    # Nothing is installed into the virtualenv at run time, so its own pip goes (the base image keeps its own).
     "$3/bin/python" -m pip uninstall --yes --quiet pip
     "$3/bin/webui" --version
     ;;
