@@ -7,6 +7,7 @@ silently skips.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -194,3 +195,22 @@ def healthcheck_command(image: ImageRoot) -> list[str]:
     command = json.loads(match.group(1))
     assert command[0] == "python"
     return [str(image.path("/opt/celery-webui/bin/python")), *image.map_args(command[1:])]
+
+
+@pytest.mark.parametrize(("env", "url"), [
+    ({"WEBUI_ADDRESS": "0.0.0.0"}, "http://127.0.0.1:5555/healthcheck"),
+    ({"WEBUI_ADDRESS": "127.0.0.1", "WEBUI_URL_PREFIX": "/celery/"}, "http://127.0.0.1:5555/celery/healthcheck"),
+    ({"WEBUI_ADDRESS": "::", "WEBUI_PORT": "8080"}, "http://[::1]:8080/healthcheck"),
+    ({"WEBUI_ADDRESS": "10.0.0.5", "WEBUI_URL_PREFIX": "ops/celery"}, "http://10.0.0.5:5555/ops/celery/healthcheck"),
+])
+def test_the_healthcheck_asks_where_the_server_listens(env: dict[str, str], url: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in os.environ if n.startswith("WEBUI_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    spec = importlib.util.spec_from_file_location("healthcheck", REPO_ROOT / "docker" / "healthcheck.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.healthcheck_url() == url
