@@ -55,6 +55,10 @@ class Query:
                 return False
         return self.result_term is None or self.result_term in (task.result or "")
 
+    @property
+    def filters_in_python(self) -> bool:
+        return bool(self.args_terms or self.kwargs_terms or self.result_term is not None)
+
 
 def parse_query(values: Any, now: float) -> Query:
     """Flower's parameters → a Query; a bad one raises ApiError(400)."""
@@ -130,21 +134,27 @@ def select(db: Database, query: Query, *, deadline: float = DEADLINE) -> tuple[l
     """The tasks of the answer, in its order, as full rows; and whether the walk ran out of time first."""
     sort_in_memory = query.sort_by is not None and query.sort_by.lstrip("-") != "received"
     want = WINDOW if sort_in_memory else query.offset + query.limit
-    found, partial = _walk(db, query, want, time.monotonic() + deadline)
+    key = (query.sort_by or "").lstrip("-")
+    column = {"received": "received_at", "started": "started_at"}.get(key, key)
+    # The walk reads only what it sorts and filters on; the answer's rows are read whole at the end.
+    columns = (*task_list.KEY_COLUMNS, *(("args", "kwargs", "result") if query.filters_in_python else ()),
+               *((column,) if sort_in_memory else ()))
+    found, partial = _walk(db, query, want, time.monotonic() + deadline, columns)
     if sort_in_memory:
-        key = query.sort_by.lstrip("-")  # type: ignore[union-attr]
-        column = {"received": "received_at", "started": "started_at"}.get(key, key)
         known = [t for t in found if getattr(t, column) is not None]
         known.sort(key=lambda t: getattr(t, column), reverse=query.sort_by.startswith("-"))  # type: ignore[union-attr]
         found = known + [t for t in found if getattr(t, column) is None]
     return _full_rows(found[query.offset:query.offset + query.limit]), partial
 
 
-def _walk(db: Database, query: Query, want: int, deadline: float) -> tuple[list[Task], bool]:
+def _walk(db: Database, query: Query, want: int, deadline: float,
+          columns: tuple[str, ...]) -> tuple[list[Task], bool]:
     found: list[Task] = []
     flt = replace(query.flt, limit=PAGE)
     while len(found) < want:
-        page = task_list.fetch_page(db, flt)
+        if not query.filters_in_python:  # every row read is kept: read no more than are wanted
+            flt = replace(flt, limit=min(PAGE, want - len(found)))
+        page = task_list.fetch_page(db, flt, columns=columns)
         found.extend(t for t in page.tasks if query.matches(t))
         if page.next_cursor is None:
             return found[:want], False
