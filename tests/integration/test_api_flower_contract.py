@@ -141,12 +141,14 @@ def flower_base(contract_worker: CeleryWorker, tmp_path_factory: pytest.TempPath
 
 @pytest.fixture(scope="module")
 def servers(webui_base: str, flower_base: str, contract_worker: CeleryWorker) -> dict[str, FlowerApi]:
-    """Both servers, each answering for the worker (Flower: in its inspector cache, which controls need)."""
+    """Both servers, each answering for the worker (Flower: in its inspector cache, which controls need), with
+    every reply an inspect always gets: on a busy machine a first refresh can miss the slower replies."""
     apis = {"webui": FlowerApi(webui_base, USER), "flower": FlowerApi(flower_base, USER)}
     for name, api in apis.items():
         def knows_worker(api: FlowerApi = api) -> bool:
             response = api.get("/api/workers", refresh="1")
-            return response.status_code == 200 and contract_worker.hostname in response.json()
+            return (response.status_code == 200
+                    and ALWAYS_INSPECTED <= set(response.json().get(contract_worker.hostname, ())))
         wait_for(knows_worker, timeout=20, interval=0.2, message=f"{name} never showed {contract_worker.hostname}")
     return apis
 
