@@ -752,7 +752,8 @@ def _convert_list(raw: object, shown: str) -> tuple[str, ...]:
 
 def split_list(text: str) -> tuple[str, ...]:
     """Split flag/env text at commas, except inside (), [] or {} (so `\\d{3,4}` stays one regular
-    expression) or escaped as `\\,`; items are stripped and empty ones dropped."""
+    expression) or escaped as `\\,`, and at line ends (a `WEBUI_<NAME>_FILE` secret may hold an item a line);
+    items are stripped and empty ones dropped."""
     items: list[str] = []
     current: list[str] = []
     depth = 0
@@ -764,9 +765,9 @@ def split_list(text: str) -> tuple[str, ...]:
             current.append("," if text[i + 1] == "," else text[i : i + 2])
             i += 2
             continue
-        if char == "," and depth == 0:
+        if char == "\n" or (char == "," and depth == 0):
             items.append("".join(current))
-            current = []
+            current, depth = [], 0
         else:
             current.append(char)
             if char in "([{":

@@ -97,6 +97,16 @@ def test_it_reads_a_secret_from_the_file_named_by_the_file_variable(tmp_path: Pa
     assert settings.sources["database"] == "env WEBUI_DATABASE_FILE"
 
 
+def test_a_list_secret_file_may_hold_one_item_a_line(tmp_path: Path) -> None:
+    secret = tmp_path / "basic-auth"
+    secret.write_text("alice:pbkdf2:sha256:1$a$b\nbob:scrypt:32768:8:1$c$d, carol:pbkdf2:sha256:1$e$f\n\n")
+
+    settings = load_settings({}, {**HOME, "WEBUI_BASIC_AUTH_FILE": str(secret)})
+
+    assert settings.basic_auth == ("alice:pbkdf2:sha256:1$a$b", "bob:scrypt:32768:8:1$c$d",
+                                   "carol:pbkdf2:sha256:1$e$f")
+
+
 def test_a_flag_beats_a_file_variable(tmp_path: Path) -> None:
     secret = tmp_path / "broker-url"
     secret.write_text("redis://:pw@file-host/0")
