@@ -75,14 +75,17 @@ def _run(settings: Settings, workdir: Path, children: list[ChildProcess]) -> int
     port = _ui_port(settings)
     env = {**os.environ, "WEBUI_BROKER": broker, "PYTHONUNBUFFERED": "1"}
     _say(f"broker {mask_url_password(broker)}, database {mask_url_password(database)}, logs in {workdir}")
+    # The UI first, listening before the worker and beat start: it sees the worker come online and every task
+    # sent, and never takes the worker, answering pings before its first heartbeat, for a beat that answers.
+    children.append(ChildProcess("ui", _serve_argv(settings, broker, database, port), workdir / "ui.log", env))
+    url = f"http://{_url_host(settings.address)}:{port}/"
+    _wait_for(children, "the UI", lambda: _http_ok(url + "healthcheck"))
     celery = [sys.executable, "-m", "celery", "-A", DEMO_APP]
     children.append(ChildProcess("worker", [*celery, "worker", "-E", "-l", "info", "-n", WORKER_NAME,
                                             "--without-mingle"], workdir / "worker.log", env))
     children.append(ChildProcess("beat", [*celery, "beat", "-l", "info", "-s", str(workdir / "beat-schedule")],
                                  workdir / "beat.log", env))
-    children.append(ChildProcess("ui", _serve_argv(settings, broker, database, port), workdir / "ui.log", env))
-    url = f"http://{_url_host(settings.address)}:{port}/"
-    _wait_ready(children, broker, url)
+    _wait_for_worker(children, broker)
     _first_traffic()
     print(f"Celery WebUI demo: {url} (Ctrl-C stops everything)", flush=True)
     return _supervise(children)
@@ -143,13 +146,11 @@ def _url_host(address: str) -> str:
     return f"[{address.strip('[]')}]" if ":" in address else address
 
 
-def _wait_ready(children: list[ChildProcess], broker: str, url: str) -> None:
-    """Until the UI's collector is connected (so no event is missed) and the worker answers a ping."""
+def _wait_for_worker(children: list[ChildProcess], broker: str) -> None:
     from webui.demo.app import configure
 
     app = configure(broker)
     hostname = host_format(default_nodename(WORKER_NAME))
-    _wait_for(children, "the UI", lambda: _http_ok(url + "healthcheck"))
     _wait_for(children, "the worker", lambda: any(
         hostname in reply for reply in app.control.ping(destination=[hostname], timeout=0.5, limit=1)))
 
@@ -174,13 +175,14 @@ def _http_ok(url: str) -> bool:
 
 
 def _first_traffic() -> None:
-    """Don't wait for beat's first period: a failure (with its traceback), a retry and a canvas right now."""
+    """Don't wait for beat's first period: a failure (with its traceback), a retry, a canvas and a burst now."""
     from webui.demo import app
 
     app.charge.apply_async(kwargs={"card": app.DECLINED_CARD, "amount": 19.99})
     app.sync_inventory.delay()
     app.order_pipeline.delay()
     app.checkout.delay()
+    app.bulk_import.delay(rows=20)  # the bulk queue backs up for a while, early enough to be seen
 
 
 def _supervise(children: list[ChildProcess]) -> int:
