@@ -37,11 +37,28 @@ def demo(redis_db: str, tmp_path: Path):
         print(process.log_text())
 
 
-def test_a_dead_worker_stops_the_demo_with_its_last_words_and_leaves_no_process(demo):
+def running_demo(demo: LoggedProcess) -> dict[int, psutil.Process]:
+    """Wait for the URL and for all of worker (and its pool), beat and the UI; returns the processes."""
     wait_for(lambda: demo.assert_alive("starting") or "Celery WebUI demo: http://" in demo.log_text(), timeout=60,
              interval=0.2, message="webui demo printed no URL")
-    seen = wait_for(lambda: (found := descendants(demo.pid)) and len(found) >= 5 and found, timeout=20,
+    return wait_for(lambda: (found := descendants(demo.pid)) and len(found) >= 5 and found, timeout=20,
                     message="not all of worker (and its pool), beat and the UI running")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_or_a_closed_terminal_stops_everything_and_removes_the_temporary_directory(demo, sig):
+    seen = running_demo(demo)
+    workdir = Path(demo.log_text().split("logs in ", 1)[1].split()[0])
+    assert workdir.is_dir()
+    demo.kill(sig)
+
+    assert demo.wait(timeout=30) == 0
+    assert still_running(seen) == []
+    assert not workdir.exists()
+
+
+def test_a_dead_worker_stops_the_demo_with_its_last_words_and_leaves_no_process(demo):
+    seen = running_demo(demo)
     (worker,) = [p for p in seen.values() if p.ppid() == demo.pid and " worker " in " ".join(p.cmdline()) + " "]
     assert not any("redis-server" in " ".join(p.cmdline()) for p in seen.values())  # a broker was given
     worker.send_signal(signal.SIGKILL)  # its pool processes are orphaned: the demo must sweep them too

@@ -26,7 +26,7 @@ from webui.settings import DEFAULT_BROKER, Settings, SettingsError, mask_url_pas
 
 DEMO_APP = "webui.demo.app"
 WORKER_NAME = "demo@%h"
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C, a service manager, a closed terminal
 SHARED_REDIS_DB = 15  # the database the demo takes on a Redis that was already running
 READY_TIMEOUT = 45.0  # seconds for the worker and the UI to come up on a slow laptop
 NO_REDIS = (f"no broker configured, none answers at {DEFAULT_BROKER}, and no redis-server was found: "
@@ -34,7 +34,7 @@ NO_REDIS = (f"no broker configured, none answers at {DEFAULT_BROKER}, and no red
 
 
 class DemoStopped(Exception):
-    """SIGINT or SIGTERM arrived: stop everything and exit 0."""
+    """SIGINT, SIGTERM or SIGHUP arrived: stop everything and exit 0."""
 
 
 class DemoFailed(Exception):
@@ -42,7 +42,7 @@ class DemoFailed(Exception):
 
 
 def run_demo(settings: Settings) -> int:
-    """Run the demo until Ctrl-C/SIGTERM (exit 0) or until a child dies (exit 1)."""
+    """Run the demo until Ctrl-C, SIGTERM or SIGHUP (exit 0), or until a child dies (exit 1)."""
     from webui.auth import exposure_problem
 
     problem = exposure_problem(settings)
