@@ -84,6 +84,25 @@ def test_totals_equal_a_brute_force_count_before_and_after_the_checkpoint_advanc
     assert TaskTotalsReader(BOUNDS).read(LATER) == before.read(LATER)
 
 
+def test_an_old_stores_folded_totals_count_on_across_the_upgrade(database_url) -> None:
+    old = open_database(database_url)
+    try:
+        upgrade(old, target="0014_queue_sample_at")
+        with old.connection_context():  # what retention folded in before this version: seconds of wait
+            old.execute_sql("INSERT INTO task_total (name, metric, label, value) VALUES "
+                            "('app.add', 'wait_sum', '', 2.5), ('app.add', 'wait', '1.0', 5), "
+                            "('app.add', 'sent', '', 5)")
+        upgrade(old)
+        bind_models(old)
+        with old.connection_context():
+            assert TaskTotalsReader(BOUNDS).read(LATER).wait == {"app.add": ([0, 0, 5, 0, 0], 2.5)}
+            metrics_checkpoint.advance(old, BOUNDS, LATER)
+            totals = TaskTotalsReader(BOUNDS).read(LATER)
+        assert totals.wait == {"app.add": ([0, 0, 5, 0, 0], 2.5)} and totals.counts["app.add"]["sent"] == 5
+    finally:
+        close_database(old)
+
+
 def test_a_first_read_takes_the_checkpoint_and_reads_no_settled_row(db) -> None:
     fill()
     metrics_checkpoint.advance(db, BOUNDS, LATER)
