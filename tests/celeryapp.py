@@ -12,6 +12,8 @@ from typing import Any
 
 from celery import Celery, Task
 
+import webui.agent
+
 BROKER_URL = os.environ.get("WEBUI_TEST_BROKER", "redis://127.0.0.1:6379/1")
 
 app = Celery("tests.celeryapp", broker=BROKER_URL, backend=BROKER_URL)
@@ -25,6 +27,8 @@ app.conf.update(
     broker_transport_options={"visibility_timeout": 3600},
     broker_connection_retry_on_startup=True,
 )
+# WEBUI_AGENT_URL (tests/integration/test_agent_*.py) switches the worker companion on: the one-setting way.
+webui.agent.install_from_settings(app)
 
 
 def configure(broker_url: str) -> Celery:

@@ -336,6 +336,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("event_queue_expires", "float", 86400.0,
             "Seconds without a collector after which RabbitMQ deletes the durable event queue, so a monitor "
             "removed for good leaves nothing behind.", COLLECTOR, min=60),
+    Setting("agent_url", "str", None,
+            "Redis URL where workers' companion (webui.agent) writes its stream; set: the collector reads it too, "
+            "and events and records of one transition count once. Not set: events only.", COLLECTOR,
+            secret=True, optional=True),
+    Setting("agent_stream", "str", "webui:agent",
+            "Key of the companion's Redis Stream (the workers' webui_agent_stream).", COLLECTOR),
+    Setting("agent_group", "str", "webui",
+            "Consumer group the collector reads the companion's stream with: one per monitor (per database).",
+            COLLECTOR),
     # retention (webui/store/retention.py)
     Setting("retention_days", "int", 30,
             "Days finished tasks (SUCCESS, REVOKED, REJECTED, CANCELLED) are kept after their last event; 0: "
@@ -486,6 +495,9 @@ class Settings:
     event_queue_max_bytes: int
     event_queue_ttl: float
     event_queue_expires: float
+    agent_url: str | None
+    agent_stream: str
+    agent_group: str
     retention_days: int
     failed_retention_days: int
     event_retention_days: int

@@ -107,9 +107,10 @@ class CeleryWorker:
     # The test session's pid in the default name: two test sessions on one machine (a developer's and CI's)
     # must not answer each other's pings and inspects under one name.
     def __init__(self, app: Celery, broker_url: str, log_path: Path, name: str = f"testworker-{os.getpid()}@%h",
-                 task_events: bool = True) -> None:
+                 task_events: bool = True, env: Mapping[str, str] | None = None) -> None:
         self.app = app
         self.task_events = task_events
+        self.env = dict(env or {})
         self.broker_url = broker_url
         self.log_path = log_path
         self.name = name
@@ -127,7 +128,8 @@ class CeleryWorker:
                 "-c", "2", "--without-mingle", "--without-gossip", "-n", self.name, "-l", "info"]
 
     def start(self, timeout: float = 30.0) -> CeleryWorker:
-        env = {"WEBUI_TEST_BROKER": self.broker_url, "WEBUI_TEST_TASK_EVENTS": "1" if self.task_events else "0"}
+        env = {"WEBUI_TEST_BROKER": self.broker_url, "WEBUI_TEST_TASK_EVENTS": "1" if self.task_events else "0",
+               **self.env}
         self.process = LoggedProcess(self.argv(), self.log_path, env=env)
         process = self.process
 

@@ -52,13 +52,19 @@ LOST_SOURCE = "detector"  # the only source whose `task-lost` counts: one on the
 # Not a state: the task keeps the one it had, marked "unknown since" its last event, until any later event.
 UNRESOLVED_EVENT = "task-unresolved"
 UNRESOLVED_SOURCE = "reconcile"
+# The worker companion's records (webui.agent): first-hand like events, unlike repairs; they carry `retries` on
+# every transition, so their attempt is known exactly. An event and a record of one transition count once
+# (webui.collector.sources).
+AGENT_SOURCE = "agent"
+FIRST_HAND_SOURCES = frozenset({None, AGENT_SOURCE})
 
 # Phase rank inside one delivery; END covers RETRY, CANCELLED, requeued rejections and terminal states.
 _RANK_PENDING, _RANK_RECEIVED, _RANK_STARTED, _RANK_END = 0, 1, 2, 3
 _TERMINAL_PRECEDENCE = {SUCCESS: 4, FAILURE: 3, REVOKED: 2, REJECTED: 1, LOST: -1}  # others (RETRY…): 0
 
-# Fields every event carries; they have columns of their own in task_event.
-COMMON_FIELDS = frozenset({"type", "uuid", "hostname", "timestamp", "utcoffset", "pid", "clock", "local_received"})
+# Fields every event carries, and a record's `source`; they have columns of their own in task_event.
+COMMON_FIELDS = frozenset({"type", "uuid", "hostname", "timestamp", "utcoffset", "pid", "clock", "local_received",
+                           "source"})
 
 # Event field -> task column, for fields that describe the task rather than one event.
 TASK_FIELDS = {
@@ -143,7 +149,7 @@ def apply_task_event(task: TaskState, event: dict[str, Any], source: str | None 
     """Merge one sanitized task event into `task` and return the record for the event log."""
     etype = event["type"]
     ts = _number(event.get("timestamp"))
-    attempt = _event_attempt(task, etype, event)
+    attempt = event_attempt(task, etype, event, source)
     handler = _STATE_HANDLERS.get(etype)
     if etype == LOST_EVENT and source != LOST_SOURCE:
         handler = None  # anyone can publish on the event channel; only the collector declares a task lost
@@ -151,7 +157,7 @@ def apply_task_event(task: TaskState, event: dict[str, Any], source: str | None 
         handler = None  # likewise: only reconciliation says it could not find a task
     elif etype != UNRESOLVED_EVENT:
         task.detail.pop("unknown_since", None)  # heard of again: whatever this event says is known
-    if source is not None:
+    if source not in FIRST_HAND_SOURCES:
         # A repair (inspect, result backend) only fills in what real events did not say.
         event = {k: v for k, v in event.items() if k not in TASK_FIELDS or getattr(task, TASK_FIELDS[k]) is None}
         if etype in ("task-started", "task-received") and not _is_newer(task, attempt, task.delivery, _RANK_STARTED):
@@ -168,8 +174,9 @@ def apply_task_event(task: TaskState, event: dict[str, Any], source: str | None 
     return _record(task, event, source)
 
 
-def _event_attempt(task: TaskState, etype: str, event: dict[str, Any]) -> int:
-    if etype in ("task-sent", "task-received"):
+def event_attempt(task: TaskState, etype: str, event: dict[str, Any], source: str | None = None) -> int:
+    """The attempt an event belongs to (see the module docstring); a companion record says it itself."""
+    if etype in ("task-sent", "task-received") or (source == AGENT_SOURCE and etype in _TRANSITION_COLUMN):
         retries = event.get("retries")
         if isinstance(retries, int) and not isinstance(retries, bool) and retries >= 0:
             return retries

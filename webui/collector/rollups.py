@@ -8,10 +8,12 @@ What is counted, and why:
 - **Events, not states.** Each row counts the events workers reported in that minute: a task retried twice that
   then succeeds counts 3 received, 3 started, 2 retried and 1 succeeded. Counting events is exact and additive;
   a count of "tasks now in state X" would have to move tasks between minutes as their states change.
-- **Only the event stream** (source None). Repairs from `inspect` or the result backend are reconstructions
-  after a gap: their times are the repair's or the backend's, and the real event may still arrive late (it is
-  merged and would be counted a second time). So minutes inside a recorded gap are undercounted, and the
-  overview says so next to the figures, rather than guessing.
+- **Only the event stream** (source None) and the companion's records (source "agent", webui.agent), which are
+  first-hand too; a transition both report is counted once (webui.collector.sources drops the second).
+  Repairs from `inspect` or the result backend are reconstructions after a gap: their times are the repair's or
+  the backend's, and the real event may still arrive late (it is merged and would be counted a second time).
+  So minutes inside a recorded gap are undercounted, and the overview says so next to the figures, rather than
+  guessing.
 - **The minute of the event's own timestamp** (the sender's clock), so a backlog committed late still lands in
   the minute it happened. An event whose timestamp is missing or more than a day away from when the collector
   received it (a broken clock) is put in the minute it was received, so it can't hide in 1970 or 2100.
@@ -27,6 +29,8 @@ import bisect
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
+
+from webui.collector.merge import FIRST_HAND_SOURCES
 
 MINUTE = 60
 _CLOCK_TOLERANCE = 86_400.0  # seconds between an event's timestamp and its arrival before we stop trusting it
@@ -55,7 +59,7 @@ def accumulate(task_events: Iterable[tuple[dict[str, Any], str | None]],
     rows: dict[tuple[int, str], list[float]] = {}
     for event, source in task_events:
         column = _EVENT_COLUMN.get(event["type"])
-        if column is None or source is not None:
+        if column is None or source not in FIRST_HAND_SOURCES:
             continue
         state = states.get(event["uuid"])
         key = (event_minute(event), (state.name if state is not None else None) or "")

@@ -137,14 +137,15 @@ class Rows:
             self._insert_rows("task_event", EVENT_COLUMNS, self._insert_event, records)
 
     def stored_event_keys(self, uuids: list[str]) -> set[tuple[Any, ...]]:
-        """(uuid, type, timestamp, hostname, clock) of the stream events stored for these tasks: what a
-        redelivered message may repeat (webui.collector.redelivery)."""
+        """(uuid, type, timestamp, hostname, clock) of the stream events and companion records stored for these
+        tasks: what a redelivered message may repeat (webui.collector.redelivery)."""
         keys: set[tuple[Any, ...]] = set()
         p = self.db.param
         for start in range(0, len(uuids), _LOAD_CHUNK):
             chunk = uuids[start:start + _LOAD_CHUNK]
             sql = ("SELECT t.uuid, e.type, e.timestamp, e.hostname, e.clock FROM task_event e JOIN task t "
-                   f"ON t.id = e.task_id WHERE e.source IS NULL AND t.uuid IN ({', '.join([p] * len(chunk))})")
+                   "ON t.id = e.task_id WHERE (e.source IS NULL OR e.source = 'agent') "
+                   f"AND t.uuid IN ({', '.join([p] * len(chunk))})")
             keys.update(tuple(row) for row in self.db.execute_sql(sql, chunk).fetchall())
         return keys
 

@@ -36,6 +36,7 @@ from webui.alerts import runner as alert_runner
 from webui.beat import watcher as beat_watcher
 from webui.celery_app import safe_broker_url
 from webui.collector import inspector, queue_sampler, reconcile
+from webui.collector.agent_stream import AgentStreamOptions, AgentStreamReader
 from webui.collector.event_queue import GAP_QUEUE_DROPPED, DropReport, EventQueueOptions, QueueHooks, Resume
 from webui.collector.leader import leader_lock
 from webui.collector.subscriber import MalformedCounter, make_subscriber, supports_event_queue
@@ -81,6 +82,8 @@ class Collector:
                         "buffer events for a collector that is not listening; a downtime is recorded as a gap "
                         "and repaired by reconciliation")
             self.event_queue = None
+        # The workers' companion (webui.agent): its stream is read alongside the events when `agent_url` is set.
+        self.agent_stream = AgentStreamOptions.from_settings(settings)
         # With the durable queue: since when, and why, events were not read (kind, reason, since); see above.
         self._behind: tuple[str, str, float] | None = None
 
@@ -123,7 +126,8 @@ class Collector:
         self.writer = Writer(
             self.db, self.redactor, self.stats, lock=leader_lock(self.db),
             batch_interval=s.batch_interval, batch_size=s.batch_size,
-            offline_heartbeats=s.worker_offline_heartbeats, no_task_events_warning=s.no_task_events_warning)
+            offline_heartbeats=s.worker_offline_heartbeats, no_task_events_warning=s.no_task_events_warning,
+            pair_sources=self.agent_stream is not None)
         self.writer.sweeps_paused = self.event_queue is not None  # until the queue's backlog is read
         self.writer.start()
         return self.writer
@@ -258,6 +262,9 @@ class Collector:
                                             name="webui-enable-events", daemon=True))
         helpers.append(threading.Thread(target=self._inspect_loop, args=(writer,), name="webui-inspector",
                                         daemon=True))
+        if self.agent_stream is not None:
+            helpers.append(threading.Thread(target=self._agent_stream_loop, args=(writer,),
+                                            name="webui-agent-stream", daemon=True))
         helpers.append(threading.Thread(target=self._queue_sample_loop, args=(writer,),
                                         name="webui-queue-sampler", daemon=True))
         helpers.append(threading.Thread(target=self._beat_watch_loop, args=(writer,), name="webui-beat-watcher",
@@ -279,6 +286,25 @@ class Collector:
             self.app, self.db, writer, self.redactor, interval=self.settings.inspect_interval,
             timeout=self.settings.inspect_timeout, stop=self._stop,
             connected_since=lambda: stats.connected_since if stats.connected else None)
+
+    def _agent_stream_loop(self, writer: Writer) -> None:
+        """Read the companion's stream while leading (webui.collector.agent_stream); retry Redis failures."""
+        assert self.agent_stream is not None
+        reader = AgentStreamReader(self.agent_stream, MalformedCounter(self.stats), writer.is_alive)
+        delays = backoff_delays()
+
+        def should_stop() -> bool:
+            return self._stop.is_set() or not writer.is_alive()
+
+        while not should_stop():
+            try:
+                reader.run(writer.put_events, should_stop)
+            except Exception as exc:  # noqa: BLE001 - Redis down or refusing: the stream keeps the records
+                log.warning("cannot read the companion stream %s (%s: %s); retrying", self.agent_stream.stream,
+                            type(exc).__name__, exc)
+                self._stop.wait(next(delays))
+            else:
+                delays = backoff_delays()
 
     def _queue_sample_loop(self, writer: Writer) -> None:
         """Store each queue's depth every `queue_sample_interval` (webui.collector.queue_sampler)."""

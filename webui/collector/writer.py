@@ -26,7 +26,7 @@ import psycopg
 from peewee import Database, DataError, IntegrityError
 
 from webui.beat import beat_rows
-from webui.collector import merge, redelivery, rollups, workers
+from webui.collector import merge, redelivery, rollups, sources, workers
 from webui.collector.decode import MalformedEvent, normalise
 from webui.collector.leader import STANDBY_POLL, LeaderLock, NoLock
 from webui.collector.rows import Rows, TaskCache
@@ -85,7 +85,7 @@ class Writer(threading.Thread):
                  lock: LeaderLock | None = None,
                  batch_interval: float = 0.25, batch_size: int = 5000, offline_heartbeats: float = 3.0,
                  no_task_events_warning: float = 60.0, max_buffered_events: int = MAX_BUFFERED_EVENTS,
-                 clock: Callable[[], float] = time.time) -> None:
+                 pair_sources: bool = False, clock: Callable[[], float] = time.time) -> None:
         super().__init__(name="webui-writer", daemon=True)
         self.db = db
         self.lock = lock or NoLock()
@@ -97,6 +97,8 @@ class Writer(threading.Thread):
         self.offline_heartbeats = offline_heartbeats
         self.no_task_events_warning = no_task_events_warning
         self.max_buffered_events = max_buffered_events
+        # Reading the companion's stream too: a transition may come as an event and as a record (sources.py).
+        self.pair_sources = pair_sources
         self.clock = clock
         self._inbox: collections.deque[tuple[str, Any, float]] = collections.deque()
         self._wake = threading.Event()
@@ -365,7 +367,7 @@ class Writer(threading.Thread):
         controls = [item for item in batch.items if item[0] in ("gap-open", "gap-close")]
         with self.db.atomic():
             touched_workers, transitions = self._merge_workers(worker_events, task_events)
-            new, changed, records = self._merge_tasks(task_events)
+            new, changed, records, task_events = self._merge_tasks(task_events)
             self.rows.write_tasks(new, changed)
             self.search.queue(self._search_before, changed, new=new)
             self.rows.write_events(records)
@@ -429,8 +431,12 @@ class Writer(threading.Thread):
                 continue
             if kind not in ("events", "repair"):
                 continue
-            source = payload[1] if kind == "repair" else None
+            repair = payload[1] if kind == "repair" else None
             for raw in (payload[0] if kind == "repair" else payload):
+                # A companion record (webui.agent) says so; its source goes to the event log's column.
+                source = repair
+                if kind == "events" and isinstance(raw, dict) and raw.get("source") == merge.AGENT_SOURCE:
+                    source = merge.AGENT_SOURCE  # left in the dict: a failed commit merges it again
                 try:
                     event = normalise(raw, received)
                 except MalformedEvent as exc:
@@ -449,6 +455,7 @@ class Writer(threading.Thread):
         self._search_before = self.search.before(states.values())  # what the index may hold, before merging
         new_ids: set[str] = set()
         records = []
+        merged = []  # the events merged: without the second report of a transition (webui.collector.sources)
         for event, source in task_events:
             uuid = event["uuid"]
             state = states.get(uuid)
@@ -456,10 +463,13 @@ class Writer(threading.Thread):
                 state = states[uuid] = merge.TaskState(uuid=uuid, id=self._next_id)
                 self._next_id += 1
                 new_ids.add(uuid)
+            if self.pair_sources and sources.is_repeat(state, event, source):
+                continue
+            merged.append((event, source))
             records.append(merge.apply_task_event(state, event, source))
         new = [states[u] for u in new_ids]
         changed = [s for u, s in states.items() if u not in new_ids]
-        return new, changed, records
+        return new, changed, records, merged
 
     def _load_states(self, uuids: set[str]) -> dict[str, merge.TaskState]:
         states: dict[str, merge.TaskState] = {}
@@ -485,7 +495,7 @@ class Writer(threading.Thread):
                 transitions.append(transition)
         for event, source in task_events:
             known = self._workers.get(event.get("hostname") or "")
-            if known is not None and source is None:
+            if known is not None and source in merge.FIRST_HAND_SOURCES:
                 transition = workers.touch_from_task_event(known, event["local_received"])
                 touched.add(known.hostname)
                 if transition:
@@ -513,7 +523,7 @@ class Writer(threading.Thread):
         stats.events_malformed += malformed
         if batch.events:
             stats.last_event_at = batch.items[-1][2]
-        if any(source is None for _, source in task_events):
+        if any(source in merge.FIRST_HAND_SOURCES for _, source in task_events):
             stats.last_task_event_at = self.clock()
 
     def _check_task_events_flowing(self) -> None:

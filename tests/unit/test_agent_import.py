@@ -1,0 +1,39 @@
+"""The companion runs in worker images: importing and installing it must need neither Flask, peewee nor a
+database driver."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from tests.conftest import REPO_ROOT
+
+BLOCKED = ("flask", "peewee", "psycopg", "psycopg2", "sqlite3", "playhouse", "werkzeug", "jinja2", "gunicorn")
+
+
+def test_it_imports_and_installs_with_the_web_and_database_modules_blocked() -> None:
+    script = textwrap.dedent(f"""
+        import sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in {BLOCKED!r}:
+                    raise ImportError("blocked: " + name)
+        sys.meta_path.insert(0, Block())
+        from celery import Celery
+        import webui.agent
+        publisher = webui.agent.install(Celery("x", broker="redis://127.0.0.1:1/0"))
+        loaded = sorted(m for m in sys.modules if m.split(".")[0] in {BLOCKED!r})
+        print("loaded:", loaded, publisher.stream)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=60)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "loaded: [] webui:agent"
+
+
+def test_the_blocker_itself_works() -> None:
+    done = subprocess.run([sys.executable, "-c", "import sys\nclass B:\n def find_spec(self, n, p=None, t=None):\n"
+                           "  if n == 'peewee': raise ImportError(n)\nsys.meta_path.insert(0, B())\nimport peewee"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "ImportError" in done.stderr

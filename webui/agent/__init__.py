@@ -1,0 +1,191 @@
+"""The worker companion: Celery's signals to a durable Redis Stream the collector reads (docs/companion.md).
+
+    import webui.agent
+    webui.agent.install(app)  # or app.conf.webui_agent_url = "redis://…", or env WEBUI_AGENT_URL
+
+In every process of a worker (and of anything that publishes tasks with this app), each transition of a task
+becomes a record shaped like the Celery event of the same transition (webui.agent.records), whether or not task
+events are on; the collector merges records and events by the same rules, and one transition reported by both
+is counted once. Publishing never blocks nor raises into a task (webui.agent.publisher).
+
+Importable without Flask, peewee or any database driver: worker images need only Celery and redis-py.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any
+
+from celery import Celery, signals
+
+from webui.agent import records
+from webui.agent.publisher import Publisher
+
+DEFAULT_STREAM = "webui:agent"
+DEFAULT_MAX_LENGTH = 100_000  # stream entries kept: ~60 MB of Redis memory at ~600 bytes a record
+DEFAULT_BUFFER = 10_000  # records one process buffers while Redis is slow or down
+HEARTBEAT_INTERVAL = 2.0  # seconds, as Celery's own worker heartbeat
+
+_SETTINGS = {"url": None, "stream": DEFAULT_STREAM, "max_length": DEFAULT_MAX_LENGTH, "buffer_size": DEFAULT_BUFFER}
+
+
+def install(app: Celery, url: str | None = None, **options: Any) -> Publisher:
+    """Switch the companion on for `app`; returns its publisher (its `dropped` and `sent` counters).
+
+    `url`: the Redis to write to (default: `webui_agent_url`, WEBUI_AGENT_URL, else the app's broker, which must
+    then be Redis). `options`: `stream`, `max_length`, `buffer_size` (also `webui_agent_<name>` in app.conf and
+    WEBUI_AGENT_<NAME>).
+    """
+    current = getattr(app, "_webui_agent", None)
+    if current is not None:
+        return current
+    settings = {name: _option(app, name, options.get(name, default)) for name, default in _SETTINGS.items()}
+    target = url or settings["url"] or str(app.conf.broker_url or "")
+    if not target.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(f"webui.agent needs a Redis URL (webui_agent_url or WEBUI_AGENT_URL), not {target!r}")
+    publisher = Publisher(target, str(settings["stream"]), int(settings["max_length"]), int(settings["buffer_size"]))
+    Hooks(app, publisher).connect()
+    app._webui_agent = publisher
+    return publisher
+
+
+def install_from_settings(app: Celery) -> Publisher | None:
+    """Install when `webui_agent_url` (app.conf) or WEBUI_AGENT_URL says so: the one-setting way."""
+    if _option(app, "url", None):
+        return install(app)
+    return None
+
+
+def _option(app: Celery, name: str, default: Any) -> Any:
+    env = os.environ.get(f"WEBUI_AGENT_{name.upper()}")
+    if env:
+        return env
+    value = app.conf.get(f"webui_agent_{name}")
+    return default if value is None else value
+
+
+class Hooks:
+    """The signal receivers of one app. Each builds a record and hands it to the publisher; none may raise."""
+
+    def __init__(self, app: Celery, publisher: Publisher) -> None:
+        self.app = app
+        self.publisher = publisher
+        self.hostname: str | None = None  # the worker's nodename, once this process is a worker's
+        self._started: dict[str, float] = {}  # task id -> monotonic start, for task-succeeded's runtime
+        self._heart: threading.Event | None = None
+
+    def connect(self) -> None:
+        # weak=False: the bound methods would otherwise vanish with nothing else referring to them.
+        for signal, receiver in (
+                (signals.before_task_publish, self.on_publish), (signals.task_received, self.on_received),
+                (signals.task_prerun, self.on_prerun), (signals.task_success, self.on_success),
+                (signals.task_failure, self.on_failure), (signals.task_retry, self.on_retry),
+                (signals.task_revoked, self.on_revoked), (signals.task_rejected, self.on_rejected),
+                (signals.task_unknown, self.on_unknown), (signals.worker_ready, self.on_worker_ready),
+                (signals.worker_shutdown, self.on_worker_shutdown)):
+            signal.connect(_guarded(receiver), weak=False)
+
+    def _mine(self, task: Any) -> bool:
+        return getattr(task, "app", self.app) is self.app
+
+    def on_publish(self, sender: Any = None, headers: Any = None, exchange: Any = None, routing_key: Any = None,
+                   **_: Any) -> None:
+        if isinstance(headers, dict):
+            item = records.sent(headers, exchange, routing_key)
+            if item is not None:
+                self.publisher.put(item)
+
+    def on_received(self, sender: Any = None, request: Any = None, **_: Any) -> None:
+        self.publisher.put(records.received(request, self._worker_name(sender)))
+
+    def on_prerun(self, sender: Any = None, task_id: Any = None, task: Any = None, **_: Any) -> None:
+        if task is None or not self._mine(task):
+            return
+        self._started[task.request.id] = time.monotonic()
+        self.publisher.put(records.task_record("task-started", task.request))
+
+    def on_success(self, sender: Any = None, result: Any = None, **_: Any) -> None:
+        if sender is None or not self._mine(sender):
+            return
+        request = sender.request
+        started = self._started.pop(request.id, None)
+        runtime = time.monotonic() - started if started is not None else None
+        self.publisher.put(records.succeeded(request, result, runtime))
+
+    def on_failure(self, sender: Any = None, exception: Any = None, einfo: Any = None, **_: Any) -> None:
+        if sender is None or not self._mine(sender):
+            return
+        self._started.pop(sender.request.id, None)
+        self.publisher.put(records.failed("task-failed", sender.request, exception, _traceback(einfo)))
+
+    def on_retry(self, sender: Any = None, request: Any = None, reason: Any = None, einfo: Any = None,
+                 **_: Any) -> None:
+        if request is None:
+            return
+        self._started.pop(request.id, None)
+        self.publisher.put(records.failed("task-retried", request, reason, _traceback(einfo)))
+
+    def on_revoked(self, sender: Any = None, request: Any = None, terminated: Any = False, signum: Any = None,
+                   expired: Any = False, **_: Any) -> None:
+        if request is not None:
+            self.publisher.put(records.revoked(request, self.hostname or getattr(request, "hostname", None),
+                                               terminated, signum, expired))
+
+    def on_rejected(self, sender: Any = None, message: Any = None, exc: Any = None, **_: Any) -> None:
+        item = records.from_message("task-rejected", message, self._worker_name(sender), requeue=False,
+                                    exception=None if exc is None else repr(exc))
+        if item is not None:
+            self.publisher.put(item)
+
+    def on_unknown(self, sender: Any = None, name: Any = None, id: Any = None, message: Any = None,
+                   exc: Any = None, **_: Any) -> None:
+        item = records.from_message("task-unknown", message, self._worker_name(sender), name=name,
+                                    exception=None if exc is None else repr(exc))
+        if item is not None:
+            self.publisher.put(item)
+
+    def on_worker_ready(self, sender: Any = None, **_: Any) -> None:
+        self.hostname = self._worker_name(sender)
+        if self.hostname is None:
+            return
+        self.publisher.put(records.worker("worker-online", self.hostname, HEARTBEAT_INTERVAL))
+        self._heart = threading.Event()
+        threading.Thread(target=self._beat, args=(self._heart,), name="webui-agent-heartbeat", daemon=True).start()
+
+    def on_worker_shutdown(self, sender: Any = None, **_: Any) -> None:
+        if self._heart is not None:
+            self._heart.set()
+        if self.hostname is not None and os.getpid() == self.publisher._pid:
+            self.publisher.put(records.worker("worker-offline", self.hostname, HEARTBEAT_INTERVAL))
+            self.publisher.flush()
+
+    def _beat(self, stop: threading.Event) -> None:
+        """The worker's liveness from the stream, with the main process's drop count."""
+        while not stop.wait(HEARTBEAT_INTERVAL):
+            if self.hostname is not None:
+                self.publisher.put(records.worker("worker-heartbeat", self.hostname, HEARTBEAT_INTERVAL,
+                                                  agent_dropped=self.publisher.dropped))
+
+    def _worker_name(self, sender: Any) -> str | None:
+        name = getattr(sender, "hostname", None)
+        return name if isinstance(name, str) else self.hostname
+
+
+def _traceback(einfo: Any) -> str | None:
+    text = getattr(einfo, "traceback", None)
+    return text if isinstance(text, str) else None
+
+
+def _guarded(receiver: Any) -> Any:
+    """The receiver, made unable to raise: a monitoring hook must never fail a task or a worker."""
+    def receive(*args: Any, **kwargs: Any) -> None:
+        try:
+            receiver(*args, **kwargs)
+        except Exception:  # noqa: BLE001 - see the docstring
+            receiver.__self__.publisher.dropped += 1
+    receive.__name__ = f"webui_agent_{receiver.__name__}"
+    return receive
+
+
+__all__ = ["install", "install_from_settings", "Publisher", "DEFAULT_STREAM"]

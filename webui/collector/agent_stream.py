@@ -1,0 +1,169 @@
+"""The companion's Redis Stream (webui.agent): read with a consumer group, acknowledged once committed.
+
+The same contract as the durable event queue (webui.collector.event_queue), on a Redis Stream:
+- **Acknowledged only once stored.** Entries are read with XREADGROUP; each read's entry ids travel in the
+  writer's inbox as a receipt behind its records, the writer calls it once the batch holding them is committed,
+  and this thread XACKs them. A collector SIGKILLed in between leaves them pending in the group.
+- **Re-read on start.** A collector that starts claims every pending entry of the group (XAUTOCLAIM, whichever
+  consumer read it: only the leader reads, so no other live consumer holds any) and hands them over as
+  redelivered: the writer skips records already stored (webui.collector.redelivery), and a record that had been
+  dropped as the repeat of an event is recognised by its timestamp (webui.collector.sources).
+- **Bounded.** The workers trim the stream (`MAXLEN ~`, docs/companion.md); this reader holds at most
+  `IN_FLIGHT` records handed over and not yet committed, so a slow database never fills the collector's memory.
+- **Losses.** Entries the stream trimmed before they were read cannot be counted by the reader (Redis keeps no
+  record of them); pending entries trimmed before their re-read are (XAUTOCLAIM names them), and logged.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from redis.exceptions import ResponseError
+
+from webui.collector.decode import MalformedEvent
+from webui.collector.event_queue import STOP_WAIT
+
+log = logging.getLogger(__name__)
+
+READ_COUNT = 1000  # entries per XREADGROUP
+IN_FLIGHT = 5000  # records handed to the writer and not committed yet, at most
+_BLOCK_MS = 500  # how long a read waits for new entries (should_stop is checked between reads)
+_ACK_POLL = 0.02  # seconds between acknowledgement checks while handed-over records wait for their commit
+
+
+@dataclass(frozen=True)
+class AgentStreamOptions:
+    url: str
+    stream: str
+    group: str
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> AgentStreamOptions | None:
+        if not settings.agent_url:
+            return None
+        return cls(settings.agent_url, settings.agent_stream, settings.agent_group)
+
+
+class _Receipts:
+    """Entry ids handed to the writer, and those it committed (appended by the writer thread, acked here)."""
+
+    def __init__(self) -> None:
+        self.committed: deque[list[bytes]] = deque()
+        self.in_flight = 0
+
+    def receipt(self, ids: list[bytes]) -> Callable[[], None]:
+        self.in_flight += len(ids)
+        return lambda: self.committed.append(ids)
+
+    def send(self, client: Any, options: AgentStreamOptions) -> None:
+        while self.committed:
+            ids = self.committed.popleft()
+            client.xack(options.stream, options.group, *ids)
+            self.in_flight -= len(ids)
+
+
+class AgentStreamReader:
+    def __init__(self, options: AgentStreamOptions, on_malformed: Callable[[MalformedEvent], None],
+                 writer_alive: Callable[[], bool]) -> None:
+        self.options = options
+        self.on_malformed = on_malformed
+        self.writer_alive = writer_alive
+        self.consumer = f"{socket.gethostname()}:{os.getpid()}"
+
+    def run(self, handoff: Callable[..., None], should_stop: Callable[[], bool]) -> None:
+        """Read until told to stop (returns) or Redis fails (raises: the service retries with backoff)."""
+        client = redis.Redis.from_url(self.options.url, socket_timeout=_BLOCK_MS / 1000 + 10,
+                                      socket_connect_timeout=5)
+        receipts = _Receipts()
+        try:
+            self._join_group(client)
+            claimed = self._claim_pending(client, handoff, receipts)
+            log.info("reading the companion stream %s (group %s, consumer %s; %d pending entries re-read)",
+                     self.options.stream, self.options.group, self.consumer, claimed)
+            self._forget_other_consumers(client)
+            while not should_stop():
+                receipts.send(client, self.options)
+                if receipts.in_flight >= IN_FLIGHT:
+                    time.sleep(_ACK_POLL)
+                    continue
+                block = 1 if receipts.in_flight else _BLOCK_MS
+                replies: Any = client.xreadgroup(self.options.group, self.consumer, {self.options.stream: ">"},
+                                            count=READ_COUNT, block=block)
+                for _stream, entries in replies or ():
+                    self._hand_over(entries, handoff, receipts, redelivered=False)
+            self._finish(client, receipts)
+        finally:
+            client.close()
+
+    def _join_group(self, client: Any) -> None:
+        try:
+            client.xgroup_create(self.options.stream, self.options.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def _claim_pending(self, client: Any, handoff: Callable[..., None], receipts: _Receipts) -> int:
+        """Take over every entry read but not acknowledged (by this collector's predecessors): re-read them."""
+        start, claimed = "0-0", 0
+        while True:
+            reply: Any = client.xautoclaim(self.options.stream, self.options.group, self.consumer, min_idle_time=0,
+                                      start_id=start, count=READ_COUNT)
+            start, entries = reply[0], reply[1]
+            trimmed = reply[2] if len(reply) > 2 else []
+            if trimmed:
+                log.warning("%d companion records read by a collector that stopped before storing them were "
+                            "trimmed from %s before this re-read: lost", len(trimmed), self.options.stream)
+            live = [(entry_id, fields) for entry_id, fields in entries if fields is not None]
+            if live:
+                self._hand_over(live, handoff, receipts, redelivered=True)
+                claimed += len(live)
+            if start in (b"0-0", "0-0"):
+                return claimed
+
+    def _forget_other_consumers(self, client: Any) -> None:
+        """Consumers of stopped collectors hold nothing any more (claimed above): remove their names."""
+        for consumer in client.xinfo_consumers(self.options.stream, self.options.group):
+            name = consumer["name"]
+            name = name.decode() if isinstance(name, bytes) else name
+            if name != self.consumer and not consumer.get("pending"):
+                client.xgroup_delconsumer(self.options.stream, self.options.group, name)
+
+    def _hand_over(self, entries: list[Any], handoff: Callable[..., None], receipts: _Receipts,
+                   redelivered: bool) -> None:
+        records = []
+        for _entry_id, fields in entries:
+            try:
+                records.append(_decode(fields))
+            except MalformedEvent as exc:
+                self.on_malformed(exc)  # still acknowledged with the others: it would never decode
+        handoff(records, time.time(), redelivered=redelivered,
+                receipt=receipts.receipt([entry_id for entry_id, _ in entries]))
+
+    def _finish(self, client: Any, receipts: _Receipts) -> None:
+        """Stopping: let the writer commit what it was handed and acknowledge it, so a restart repeats nothing."""
+        deadline = time.monotonic() + STOP_WAIT
+        while receipts.in_flight and self.writer_alive() and time.monotonic() < deadline:
+            receipts.send(client, self.options)
+            time.sleep(_ACK_POLL)
+        receipts.send(client, self.options)
+        if receipts.in_flight:
+            log.info("stopping with %d companion records not committed: they are read again on start",
+                     receipts.in_flight)
+
+
+def _decode(fields: dict[Any, Any]) -> Any:
+    body = fields.get(b"r") if b"r" in fields else fields.get("r")
+    if body is None:
+        raise MalformedEvent("companion stream entry without a record")
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise MalformedEvent(f"companion record is not JSON: {exc}") from None
