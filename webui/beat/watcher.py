@@ -170,7 +170,23 @@ class BeatWatcher:
             return []
         workers = self.known_workers()
         nodes = [name for reply in replies for name in reply]
-        return sorted(n for n in nodes if n.startswith("celerybeat@") or n not in workers)
+        unknown = [n for n in nodes if not n.startswith("celerybeat@") and n not in workers]
+        return sorted({*(n for n in nodes if n.startswith("celerybeat@")), *self._not_workers(unknown)})
+
+    def _not_workers(self, nodes: list[str]) -> list[str]:
+        """Of nodes that answered `ping` but are not stored workers, those that are beat under a name of its own
+        (`beat -n`): beat answers only `ping`, a worker also `stats`. Without this, a worker the store has not
+        heard of yet (the UI started beside a running cluster) was taken for beat, and beat judged down."""
+        if not nodes:
+            return []
+        try:
+            replies = broadcasts.broadcast(self.app, "stats", reply=True, timeout=PING_TIMEOUT,
+                                           destination=nodes) or []
+        except Exception as exc:  # noqa: BLE001 - unconfirmed: claim none of them is beat
+            log.debug("beat: stats to %s failed: %s", nodes, exc)
+            return []
+        answered = {name for reply in replies for name in reply}
+        return [n for n in nodes if n not in answered]
 
 
 
