@@ -89,7 +89,8 @@ def wait_states(store: StoreReader, expected: dict[str, str], timeout: float = 3
     try:
         wait_for(reached, timeout=timeout, interval=0.2, message="tasks never reached their states")
     except AssertionError:
-        print([(store.state(u), event_types(store, u), (store.task(u) or {}).get("detail")) for u in list(expected)[:5]])
+        print([(store.state(u), event_types(store, u), (store.task(u) or {}).get("detail"))
+               for u in list(expected)[:5]])  # what each had, for the failure report
         raise
 
 
@@ -125,4 +126,144 @@ def test_it_sees_every_outcome_with_task_events_off(sender: Celery, agent_worker
         assert store.rollup_totals()["retried"] == 2
         wait_for(lambda: store.rows("SELECT online FROM worker WHERE hostname = ?", (agent_worker.hostname,)),
                  timeout=10, message="the companion's worker-heartbeat never made the worker known")
+        store.close()
+
+
+def final_states(store: StoreReader, uuids: list[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for uuid in uuids:
+        state = store.state(uuid) or "unknown"
+        counts[state] = counts.get(state, 0) + 1
+    return counts
+
+
+def repeated_reports(store: StoreReader) -> list[dict[str, object]]:
+    """First-hand reports stored more than once for one task, type and host: what double counting looks like."""
+    return store.rows("SELECT t.uuid, e.type, e.hostname, COUNT(*) AS n FROM task_event e JOIN task t "
+                      "ON t.id = e.task_id WHERE e.source IS NULL OR e.source = 'agent' "
+                      "GROUP BY t.uuid, e.type, e.hostname HAVING COUNT(*) > 1 ORDER BY t.uuid, e.type")
+
+
+def test_a_monitor_down_for_30_s_catches_up_on_every_task(sender: Celery, agent_worker: CeleryWorker,
+                                                          fresh_stream: str, sqlite_url: str) -> None:
+    with running_collector(sender, sqlite_url, agent_url=fresh_stream, reconcile=False):
+        pass  # joined the stream's consumer group, then stopped
+    stopped = time.monotonic()
+    results = [sender.send_task("tests.celeryapp.add", (i, i)) for i in range(200)]
+    assert [r.get(timeout=60) for r in results] == [2 * i for i in range(200)]
+    time.sleep(max(0.0, 30 - (time.monotonic() - stopped)))
+
+    with running_collector(sender, sqlite_url, agent_url=fresh_stream, reconcile=False):
+        store = StoreReader(sqlite_url)
+        uuids = [str(r.id) for r in results]
+        wait_for(lambda: final_states(store, uuids) == {"SUCCESS": 200}, timeout=30, interval=0.2,
+                 message="the 200 tasks run while the monitor was down never all reached SUCCESS")
+        assert store.rollup_totals()["succeeded"] == 200
+        assert store.rollup_totals()["received"] == 200
+        store.close()
+
+
+def test_a_collector_killed_mid_ingest_loses_nothing_and_counts_nothing_twice(
+        sender: Celery, agent_worker: CeleryWorker, fresh_stream: str, sqlite_url: str, run_webui,
+        agent_redis: PrivateRedis) -> None:
+    collect = ("--broker", agent_worker.broker_url, "--database", sqlite_url, "--agent-url", fresh_stream,
+               "--batch-interval", "0.2", "--batch-size", "60", "--no-enable-events", "--no-reconcile")
+    first = run_webui("collect", *collect)
+    store = StoreReader(sqlite_url)
+    client = agent_redis.client()
+    wait_for(lambda: client.exists(STREAM) and client.xinfo_groups(STREAM), timeout=30,
+             message="the collector never joined the stream's consumer group")
+    first.kill(signal.SIGSTOP)  # paused: the backlog builds up, then is read at once and committed slowly
+    results = [sender.send_task("tests.celeryapp.add", (i, 1)) for i in range(300)]
+    assert [r.get(timeout=60) for r in results] == [i + 1 for i in range(300)]
+    first.kill(signal.SIGCONT)
+    uuids = [str(r.id) for r in results]
+    wait_for(lambda: 0 < final_states(store, uuids).get("SUCCESS", 0) < 300, timeout=30, interval=0.05,
+             message="ingest never got under way")
+    first.kill(signal.SIGKILL)
+    first.wait()
+    pending = client.xpending(STREAM, "webui")["pending"]
+    client.close()
+    assert pending > 0, "the kill came after every record was acknowledged: nothing tested"
+
+    run_webui("collect", *collect)
+    wait_for(lambda: final_states(store, uuids) == {"SUCCESS": 300}, timeout=60, interval=0.2,
+             message="tasks missing after the SIGKILLed collector's successor caught up")
+    totals = store.rollup_totals()
+    assert (totals["received"], totals["started"], totals["succeeded"]) == (300, 300, 300)
+    assert repeated_reports(store) == []
+    assert store.scalar("SELECT COUNT(*) FROM task WHERE executions != 1") == 0
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def events_and_agent_worker(sender: Celery, broker: PrivateRedis, agent_redis: PrivateRedis,
+                            tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Celery, CeleryWorker]]:
+    """A worker sending task events (-E) AND running the companion, on a broker database of its own."""
+    both = Celery("agent-tests-both", broker=broker.url(2), backend=broker.url(2),
+                  broker_transport_options={"visibility_timeout": 3600})
+    worker = CeleryWorker(both, broker.url(2), tmp_path_factory.mktemp("both") / "worker.log",
+                          name=f"bothworker-{os.getpid()}@%h", task_events=True,
+                          env={"WEBUI_AGENT_URL": agent_redis.url(1)})
+    worker.start()
+    try:
+        yield both, worker
+    finally:
+        worker.stop(grace=10)
+
+
+def test_events_and_the_companion_together_count_what_events_alone_count(
+        events_and_agent_worker: tuple[Celery, CeleryWorker], agent_redis: PrivateRedis, tmp_path: Path) -> None:
+    both, _worker = events_and_agent_worker
+    agent_redis.client(1).delete(STREAM)
+    paired_url, events_url = (f"sqlite:///{tmp_path / name}" for name in ("paired.sqlite3", "events.sqlite3"))
+    with running_collector(both, paired_url, agent_url=agent_redis.url(1), reconcile=False), \
+            running_collector(both, events_url, reconcile=False):
+        paired, events_only = StoreReader(paired_url), StoreReader(events_url)
+        uuids = ([send(both, "add", i, i) for i in range(30)] + [send(both, "fail", f"no {i}") for i in range(10)]
+                 + [send(both, "retry_twice") for _ in range(5)])
+        expected = {"SUCCESS": 35, "FAILURE": 10}
+        for store in (paired, events_only):
+            wait_for(lambda store=store: final_states(store, uuids) == expected, timeout=30, interval=0.2,
+                     message="tasks never finished")
+        # Every record read and committed: the stream's group has nothing pending and nothing unread.
+        client = agent_redis.client(1)
+        wait_for(lambda: client.xinfo_groups(STREAM)[0]["lag"] == 0
+                 and client.xpending(STREAM, "webui")["pending"] == 0, timeout=15, message="records not all read")
+        time.sleep(0.5)
+
+        assert paired.rollup_totals() == events_only.rollup_totals()
+        assert paired.rollup_totals()["retried"] == 10 and paired.rollup_totals()["succeeded"] == 35
+        for uuid in uuids:
+            assert sorted(event_types(paired, uuid)) == sorted(event_types(events_only, uuid)), uuid
+            assert paired.task(uuid)["executions"] == events_only.task(uuid)["executions"]
+        sources = {e["source"] for uuid in uuids for e in paired.events(uuid)}
+        assert sources == {None, "agent"}  # both reports arrive; whichever came first of each pair is kept
+        assert repeated_reports(paired) == repeated_reports(events_only)  # a retried task's attempts, only
+        paired.close()
+        events_only.close()
+
+
+def test_redis_stopped_under_a_running_worker_drops_and_counts_without_failing_a_task(
+        sender: Celery, agent_worker: CeleryWorker, fresh_stream: str, agent_redis: PrivateRedis,
+        sqlite_url: str) -> None:
+    with running_collector(sender, sqlite_url, agent_url=fresh_stream, reconcile=False):
+        store = StoreReader(sqlite_url)
+        agent_redis.stop()
+        long = sender.send_task("tests.celeryapp.sleep", (1.0,))
+        results = [sender.send_task("tests.celeryapp.add", (i, 2)) for i in range(20)]
+        assert [r.get(timeout=30) for r in results] == [i + 2 for i in range(20)]
+        assert long.get(timeout=30) == 1.0
+        assert results[0].state == "SUCCESS"
+        wait_for(lambda: "records dropped so far" in agent_worker.log_text(), timeout=15,
+                 message="the worker never said it dropped records")
+        log = agent_worker.log_text()
+        assert "webui/agent" not in log  # no traceback through the companion
+        assert agent_worker.process is not None and agent_worker.process.alive
+
+        agent_redis.start()
+        after = send(sender, "add", 40, 2)
+        wait_for(lambda: store.state(after) == "SUCCESS", timeout=45, interval=0.2,
+                 message="records sent after Redis came back never arrived")
+        assert store.state(str(results[0].id)) is None  # dropped while Redis was down: not invented
         store.close()

@@ -33,7 +33,7 @@ from webui.collector.event_queue import STOP_WAIT
 
 log = logging.getLogger(__name__)
 
-READ_COUNT = 1000  # entries per XREADGROUP
+READ_COUNT = 1000  # entries per XREADGROUP, at most (and at most a writer's batch_size: one read, one commit)
 IN_FLIGHT = 5000  # records handed to the writer and not committed yet, at most
 _BLOCK_MS = 500  # how long a read waits for new entries (should_stop is checked between reads)
 _ACK_POLL = 0.02  # seconds between acknowledgement checks while handed-over records wait for their commit
@@ -72,8 +72,9 @@ class _Receipts:
 
 class AgentStreamReader:
     def __init__(self, options: AgentStreamOptions, on_malformed: Callable[[MalformedEvent], None],
-                 writer_alive: Callable[[], bool]) -> None:
+                 writer_alive: Callable[[], bool], batch_size: int = READ_COUNT) -> None:
         self.options = options
+        self.count = max(1, min(READ_COUNT, batch_size))
         self.on_malformed = on_malformed
         self.writer_alive = writer_alive
         self.consumer = f"{socket.gethostname()}:{os.getpid()}"
@@ -96,7 +97,7 @@ class AgentStreamReader:
                     continue
                 block = 1 if receipts.in_flight else _BLOCK_MS
                 replies: Any = client.xreadgroup(self.options.group, self.consumer, {self.options.stream: ">"},
-                                            count=READ_COUNT, block=block)
+                                            count=self.count, block=block)
                 for _stream, entries in replies or ():
                     self._hand_over(entries, handoff, receipts, redelivered=False)
             self._finish(client, receipts)
@@ -115,7 +116,7 @@ class AgentStreamReader:
         start, claimed = "0-0", 0
         while True:
             reply: Any = client.xautoclaim(self.options.stream, self.options.group, self.consumer, min_idle_time=0,
-                                      start_id=start, count=READ_COUNT)
+                                      start_id=start, count=self.count)
             start, entries = reply[0], reply[1]
             trimmed = reply[2] if len(reply) > 2 else []
             if trimmed:

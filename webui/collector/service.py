@@ -290,7 +290,8 @@ class Collector:
     def _agent_stream_loop(self, writer: Writer) -> None:
         """Read the companion's stream while leading (webui.collector.agent_stream); retry Redis failures."""
         assert self.agent_stream is not None
-        reader = AgentStreamReader(self.agent_stream, MalformedCounter(self.stats), writer.is_alive)
+        reader = AgentStreamReader(self.agent_stream, MalformedCounter(self.stats), writer.is_alive,
+                                   batch_size=self.settings.batch_size)
         delays = backoff_delays()
 
         def should_stop() -> bool:
