@@ -60,7 +60,7 @@ class SourceSet:
         path = settings.beat_schedule_file or _default_schedule_file(app, app_given)
         if path:
             self._readers[SOURCE_FILE] = (path, lambda: _read_file(path, self.timezone))
-        redbeat_url, prefix = _redbeat_location(app, settings)
+        redbeat_url, prefix = redbeat_location(app, settings)
         if redbeat_url:
             self._redis = redis.Redis.from_url(redbeat_url, socket_timeout=5, socket_connect_timeout=5)
             explicit = bool(settings.beat_redbeat_url)
@@ -132,7 +132,8 @@ def _default_schedule_file(app: Celery | None, app_given: bool) -> str | None:
     return None
 
 
-def _redbeat_location(app: Celery | None, settings: Any) -> tuple[str | None, str]:
+def redbeat_location(app: Celery | None, settings: Any) -> tuple[str | None, str]:
+    """RedBeat's Redis URL (None: no RedBeat to read) and key prefix; the beat controls write there too."""
     conf = app.conf if app is not None else {}
     prefix = settings.beat_redbeat_prefix or conf.get("redbeat_key_prefix") or DEFAULT_REDBEAT_PREFIX
     if settings.beat_redbeat_url:

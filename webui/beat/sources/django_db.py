@@ -48,7 +48,7 @@ Row = dict[str, Any]
 def read_django_beat(database_url: str) -> list[ScheduleEntry]:
     """Every django-celery-beat periodic task in the database at `database_url` (sqlite:/// or postgresql://)."""
     where = mask_url_password(database_url)
-    with _connected(database_url, where) as db:
+    with connected(database_url, where) as db:
         try:
             tasks = _rows(db, TABLE)
         except DatabaseError as exc:
@@ -69,8 +69,9 @@ def read_django_beat(database_url: str) -> list[ScheduleEntry]:
 
 
 @contextmanager
-def _connected(url: str, where: str) -> Iterator[Database]:
-    db = _open(url, where)
+def connected(url: str, where: str, *, read_only: bool = True) -> Iterator[Database]:
+    """A connection to django-celery-beat's database; read-only unless a control writes (webui.beat.controls)."""
+    db = _open(url, where, read_only)
     try:
         db.connect()
     except DatabaseError as exc:
@@ -81,7 +82,7 @@ def _connected(url: str, where: str) -> Iterator[Database]:
         db.close()
 
 
-def _open(url: str, where: str) -> Database:
+def _open(url: str, where: str, read_only: bool) -> Database:
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
         path = unquote(parsed.path[1:] if parsed.path.startswith("/") else parsed.path)  # as webui.store does
@@ -89,7 +90,8 @@ def _open(url: str, where: str) -> Database:
             raise SourceError(f"no file path in {where}: use sqlite:///PATH")
         if not os.path.isfile(path):
             raise SourceError(f"no SQLite database file at {path} ({where})")
-        return SqliteDatabase(f"file:{quote(os.path.abspath(path))}?mode=ro", uri=True)
+        mode = "ro" if read_only else "rw"  # rw: never create a database that is not there
+        return SqliteDatabase(f"file:{quote(os.path.abspath(path))}?mode={mode}", uri=True)
     if parsed.scheme in ("postgresql", "postgres"):
         name = unquote(parsed.path.lstrip("/"))
         if not name:
@@ -100,8 +102,8 @@ def _open(url: str, where: str) -> Database:
             "password": unquote(parsed.password) if parsed.password else None,
             "connect_timeout": CONNECT_TIMEOUT, **dict(parse_qsl(parsed.query)),
         }
-        # Belt and braces: this reader only SELECTs, and the server refuses a write if one ever slipped in.
-        params["options"] = f"{params.get('options', '')} -c default_transaction_read_only=on".strip()
+        if read_only:  # belt and braces: the reader only SELECTs, and the server refuses a write if one slipped in
+            params["options"] = f"{params.get('options', '')} -c default_transaction_read_only=on".strip()
         return PostgresqlDatabase(name, prefer_psycopg3=True, autoconnect=False,
                                   **{key: value for key, value in params.items() if value is not None})
     raise SourceError(f"unsupported database URL {where!r}: use sqlite:///PATH or postgresql://…")
