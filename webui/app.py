@@ -76,9 +76,10 @@ def _register_views(app: Flask) -> None:
     from webui.views import queues
 
     app.register_blueprint(queues.bp)
-    from webui.views import beat
+    from webui.views import beat, beat_controls
 
     app.register_blueprint(beat.bp)
+    app.register_blueprint(beat_controls.bp)  # run now, pause/resume, skip
     from webui.views import events
 
     app.register_blueprint(events.bp)

@@ -43,7 +43,7 @@ def test_the_beat_page_shows_each_state_in_its_colour(page, beat_server, color_s
     assert page.locator("tr", has_text="cleanup-sessions").locator(".beat-warning").inner_text() == "too often"
     # The hostile entry is text, and the source that failed says why.
     assert page.locator("img[src=x]").count() == 0
-    assert HOSTILE in page.locator("td.entry-name").all_inner_texts()
+    assert HOSTILE in page.locator("td.entry-name a").all_inner_texts()
     assert "Could not read it: ConnectionError" in page.locator(".source-error-text").inner_text()
     # Removed entries wait behind a summary.
     removed = page.locator("details.beat-removed")

@@ -6,12 +6,13 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from webui.api import errors, flower_controls, flower_reads, flower_tasks, openapi, v1, v1_alerts
+    from webui.api import errors, flower_controls, flower_reads, flower_tasks, openapi, v1, v1_alerts, v1_beat
 
     app.register_blueprint(flower_reads.bp)
     app.register_blueprint(flower_controls.bp)
     app.register_blueprint(flower_tasks.bp)
     app.register_blueprint(v1.bp)
     app.register_blueprint(v1_alerts.bp)
+    app.register_blueprint(v1_beat.bp)
     app.register_blueprint(openapi.bp)
     errors.init_app(app)

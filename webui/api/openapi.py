@@ -216,7 +216,22 @@ def _paths() -> dict[str, Any]:
     })
     paths.update(_v1_paths())
     paths.update(_alert_paths())
+    paths.update(_beat_control_paths())
     return paths
+
+
+def _beat_control_paths() -> dict[str, Any]:
+    actions = ["run", "pause", "resume", "skip"]
+    done = _obj({"action": {"type": "string", "enum": actions}, "entry_id": {"type": "integer"},
+                 "name": {"type": "string"}, "source": {"type": "string"}, "enabled": {"type": "boolean"},
+                 "task_id": STR, "skipped": NUM, "next_run": NUM})
+    action = _param("action", {"type": "string", "enum": actions},
+                    "run: send its task now as beat would (`task_id`: the new task); pause, resume: in its "
+                    "source (django-celery-beat, RedBeat); skip: its next run (`skipped`: that slot, "
+                    "`next_run`: when beat sends it instead)", where="path")
+    return {"/api/v1/beat/{entry_id}/{action}": {"post": _op(
+        "A beat control: run now, pause, resume or skip the next run", _json(done),
+        parameters=[_path("entry_id"), action], errors=(403, 404, 409, 503), role="operator", tag="v1")}}
 
 
 def _alert_paths() -> dict[str, Any]:

@@ -138,7 +138,7 @@ def index() -> str:
     show_removed = request.args.get("removed", "0")
     if show_removed not in ("0", "1"):
         abort(400, description="removed is 0 or 1.")
-    settings, tz = current_app.config["WEBUI_SETTINGS"], _app_timezone()
+    settings, tz = current_app.config["WEBUI_SETTINGS"], app_timezone_name()
     board = beat_board.load_board(settings, tz, include_removed=True)
     current = [e for e in board.entries if e.row.removed_at is None]
     removed = [e for e in board.entries if e.row.removed_at is not None]
@@ -158,13 +158,13 @@ def detail(entry_id: int) -> tuple[str, int] | str:
     """One entry: its definition, its state with grace and period, the scheduler's record, its fires."""
     settings = current_app.config["WEBUI_SETTINGS"]
     # An id past a 64-bit integer is no row, and SQLite refuses to even compare with it.
-    found = beat_board.load_entry(entry_id, settings, _app_timezone(), fires=FIRE_HISTORY) \
+    found = beat_board.load_entry(entry_id, settings, app_timezone_name(), fires=FIRE_HISTORY) \
         if entry_id <= MAX_ID else None
     if found is None:
         return render_template("beat_entry.html", entry=None, entry_id=entry_id, page_title="Unknown beat entry",
                                **_helpers()), 404
     entry, board = found
-    tz = _app_timezone()
+    tz = app_timezone_name()
     return render_template(
         "beat_entry.html", entry=entry, board=board, page_title=entry.row.name, app_timezone=tz,
         history=fire_history(entry.status.fires, entry.schedule, tz),
@@ -172,7 +172,8 @@ def detail(entry_id: int) -> tuple[str, int] | str:
         record_lag=RECORD_LAG.get(entry.row.source, 0.0), fire_limit=FIRE_HISTORY, **_helpers())
 
 
-def _app_timezone() -> str:
+def app_timezone_name() -> str:
+    """The monitored app's timezone, in which beat computes crontab slots."""
     return str(current_app.extensions["webui_celery_app"].conf.timezone or "UTC")
 
 
