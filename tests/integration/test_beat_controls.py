@@ -22,6 +22,7 @@ import pytest
 import redis
 import requests
 
+from tests.integration.test_auth import PASSWORD, ROLES, USERS, csrf_token, log_in
 from tests.integration.test_beat_source_django import _django_settings, django_beat_database
 from tests.support.beat_store import BeatStore, interval
 from tests.support.processes import REPO_ROOT, LoggedProcess, child_env
@@ -231,20 +232,44 @@ def test_the_app_and_file_entries_can_run_now_but_say_why_they_cannot_be_paused_
     board = client.get("/beat").get_data(as_text=True)
     for source in ("app", "file"):
         cell = board.split(f'id="beat-controls-{ids[source]}"', 1)[1].split("</td>", 1)[0]
-        assert 'data-action="run">' in cell  # run now works for every source
+        assert 'data-action="run" title="Run now">' in cell  # enabled: run now works for every source
         for action in ("pause", "skip"):
             assert f'data-action="{action}" disabled title="{beat_controls.IN_CODE}"' in html.unescape(cell)
-        # said once, under the buttons it holds back
-        assert html.unescape(cell).count(f"Pause, skip the next run — {beat_controls.IN_CODE}.") == 1
         refused = client.post(f"/controls/beat/{ids[source]}/pause", data={"confirm": "1"})
         assert refused.status_code == 409 and beat_controls.IN_CODE in html.unescape(refused.get_data(as_text=True))
         api = client.post(f"/api/v1/beat/{ids[source]}/skip")
         assert api.status_code == 409 and beat_controls.IN_CODE in api.get_json()["error"]
+    # The table's footnote says it once for all (each disabled button's title says it too).
+    assert " ".join(html.unescape(board).split()).count(f"schedule file: {beat_controls.IN_CODE} (hover") == 1
     django_cell = board.split(f'id="beat-controls-{ids["django"]}"', 1)[1].split("</td>", 1)[0]
     assert " disabled" not in django_cell
     entry_page = client.get(f"/beat/{ids['app']}").get_data(as_text=True)
-    assert f'id="beat-controls-{ids["app"]}"' in entry_page and beat_controls.IN_CODE in html.unescape(entry_page)
+    assert f'id="beat-controls-{ids["app"]}"' in entry_page  # the entry's page writes it under its buttons
+    assert f"Pause, skip the next run — {beat_controls.IN_CODE}." in html.unescape(entry_page)
     assert client.post("/controls/beat/999999/run").status_code == 404
+
+
+@SQLITE_ONLY
+def test_the_beat_controls_need_the_operator_role_and_the_csrf_token(database_url, run_webui):
+    with BeatStore(database_url) as beat:
+        entry_id = beat.entry("nightly", interval(86400), source="app")
+        beat.watch(time.time())
+    server = run_webui("serve", "--broker", "memory://", "--database", database_url, "--no-embedded-collector",
+                       "--basic-auth", USERS, "--roles", ROLES)
+    server.wait_http("/login", 200, timeout=30)
+    viewer, operator = log_in(server, "vic"), log_in(server, "oscar")
+    assert 'id="beat-controls-' not in viewer.get(f"{server.url}/beat").text  # no buttons for a viewer
+    assert f'id="beat-controls-{entry_id}"' in operator.get(f"{server.url}/beat").text
+    tokens = {client: csrf_token(client, f"{server.url}/beat/{entry_id}") for client in (viewer, operator)}
+    path = f"{server.url}/controls/beat/{entry_id}/run"
+    refused = viewer.post(path, data={"csrf_token": tokens[viewer]})
+    assert refused.status_code == 403 and "needs the operator role" in refused.text
+    api_refused = requests.post(f"{server.url}/api/v1/beat/{entry_id}/run", auth=("vic", PASSWORD), timeout=10)
+    assert api_refused.status_code == 403
+    no_token = operator.post(path, data={})
+    assert no_token.status_code == 403 and "CSRF token" in no_token.text
+    asked = operator.post(path, data={"csrf_token": tokens[operator]})
+    assert asked.status_code == 200 and 'id="control-confirm"' in asked.text
 
 
 # -- the child process: django-celery-beat's migrations and its ORM ---------------------------------------
