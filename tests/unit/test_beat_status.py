@@ -126,3 +126,14 @@ def test_a_beat_that_stopped_answering_pings_is_down() -> None:
     assert liveness(statuses, T0 + 5, pong_at=T0 + 4, ping_at=T0 + 4).state == "up"
     down = liveness(statuses, T0 + 20, pong_at=T0 + 4, ping_at=T0 + 19)
     assert down.state == "down" and "stopped answering" in down.reason
+
+
+def test_a_skipped_slot_recorded_ahead_is_not_a_fire_until_it_has_passed() -> None:
+    """A skip marks the next slot run before it comes (RedBeat's last_run_at): no "fired in 20 s", and on time
+    throughout, since at the skipped slot the record takes over and the next due is the slot after it."""
+    skipped = T0 + 60
+    facts = EntryFacts("e", EVERY_MINUTE, last_run_at=skipped, fires=fires(T0))
+    before = judge(facts, T0 + 40)
+    assert (before.state, before.last_fired_at, before.last_fired_from) == (status.ON_TIME, T0, "events")
+    after = judge(facts, T0 + 60 + 30)
+    assert (after.state, after.last_fired_at, after.next_due_at) == (status.ON_TIME, skipped, T0 + 120)

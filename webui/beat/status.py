@@ -94,7 +94,9 @@ def judge(facts: EntryFacts, as_of: float) -> EntryStatus:
     """The entry's state as of `as_of` (see the module docstring)."""
     spec, tz = facts.schedule, facts.timezone
     newest_fire = facts.fires[0].at if facts.fires else None
-    last, source = _last_fired(newest_fire, facts.last_run_at)
+    # A record ahead of the evidence is a slot marked done before it came (a skipped run), not a run yet.
+    record = facts.last_run_at if facts.last_run_at is None or facts.last_run_at <= as_of else None
+    last, source = _last_fired(newest_fire, record)
     period = schedule_spec.period(spec, last if last is not None else as_of, tz)
     grace = facts.grace if facts.grace is not None else derived_grace(period)
     # Only the scheduler's lagging record says it fired: it may have fired since without our knowing yet.
