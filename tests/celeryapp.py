@@ -69,3 +69,12 @@ def kill_self() -> None:
 @app.task
 def echo(*args: Any, **kwargs: Any) -> dict[str, Any]:
     return {"args": args, "kwargs": kwargs}
+
+
+@app.task
+def progress_steps(steps: int, pause: float) -> int:
+    """Reports its progress through the worker companion (a no-op without it) after each step."""
+    for step in range(1, steps + 1):
+        time.sleep(pause)
+        webui.agent.report_progress(step, steps, f"step {step}")
+    return steps

@@ -267,3 +267,23 @@ def test_redis_stopped_under_a_running_worker_drops_and_counts_without_failing_a
                  message="records sent after Redis came back never arrived")
         assert store.state(str(results[0].id)) is None  # dropped while Redis was down: not invented
         store.close()
+
+
+def test_the_task_page_shows_progress_and_an_estimated_finish(sender: Celery, agent_worker: CeleryWorker,
+                                                             fresh_stream: str, sqlite_url: str, run_webui) -> None:
+    server = run_webui("serve", "--broker", agent_worker.broker_url, "--database", sqlite_url, "--agent-url",
+                       fresh_stream, "--batch-interval", "0.1", "--no-enable-events", "--no-reconcile")
+    server.wait_http("/healthcheck", 200, timeout=30)
+    uuid = send(sender, "progress_steps", 4, 1.1)
+
+    def page_showing(text: str) -> str | None:
+        response = server.get(f"/task/{uuid}")
+        return response.body if response.status == 200 and text in response.body else None
+
+    running = wait_for(lambda: page_showing("Estimated finish"), timeout=20, interval=0.2,
+                       message="the running task's page never showed its progress")
+    assert '<progress value="25.0" max="100">' in running or '<progress value="50.0" max="100">' in running
+    assert "of 4" in running and "step " in running
+    done = wait_for(lambda: page_showing("SUCCESS"), timeout=20, interval=0.2, message="the task never finished")
+    assert '<progress value="100.0" max="100">' in done and "step 4" in done
+    assert "Estimated finish" not in done

@@ -26,6 +26,7 @@ DEFAULT_STREAM = "webui:agent"
 DEFAULT_MAX_LENGTH = 100_000  # stream entries kept: ~60 MB of Redis memory at ~600 bytes a record
 DEFAULT_BUFFER = 10_000  # records one process buffers while Redis is slow or down
 HEARTBEAT_INTERVAL = 2.0  # seconds, as Celery's own worker heartbeat
+PROGRESS_EVERY = 1.0  # seconds: at most one progress record a task per interval (the last one always goes)
 
 _SETTINGS = {"url": None, "stream": DEFAULT_STREAM, "max_length": DEFAULT_MAX_LENGTH, "buffer_size": DEFAULT_BUFFER}
 
@@ -55,6 +56,31 @@ def install_from_settings(app: Celery) -> Publisher | None:
     if _option(app, "url", None):
         return install(app)
     return None
+
+
+_last_progress: dict[str, float] = {}  # task id -> monotonic time of its last progress record (this process)
+
+
+def report_progress(current: float, total: float | None = None, message: str | None = None) -> bool:
+    """From inside a task: how far it got (`current` of `total`), shown as a progress bar with an estimated
+    finish on the task page. At most one record a second per task, and always the one where current reaches
+    total. Returns whether it was recorded: False outside a task, without the companion, or rate-limited."""
+    from celery import current_task
+
+    task = current_task._get_current_object() if current_task else None
+    publisher = getattr(getattr(task, "app", None), "_webui_agent", None)
+    request = getattr(task, "request", None)
+    if publisher is None or request is None or not isinstance(getattr(request, "id", None), str):
+        return False
+    now = time.monotonic()
+    finished = total is not None and current >= total
+    if not finished and now - _last_progress.get(request.id, -PROGRESS_EVERY) < PROGRESS_EVERY:
+        return False
+    _last_progress[request.id] = now
+    if finished:
+        _last_progress.pop(request.id, None)
+    publisher.put(records.progress(request, current, total, message))
+    return True
 
 
 def _option(app: Celery, name: str, default: Any) -> Any:
@@ -188,4 +214,4 @@ def _guarded(receiver: Any) -> Any:
     return receive
 
 
-__all__ = ["install", "install_from_settings", "Publisher", "DEFAULT_STREAM"]
+__all__ = ["install", "install_from_settings", "report_progress", "Publisher", "DEFAULT_STREAM"]

@@ -17,6 +17,7 @@ from celery.utils.time import utcoffset
 
 SOURCE = "agent"
 REPR_MAXSIZE = 1024  # as Celery's argsrepr_maxsize and resultrepr_maxsize
+MESSAGE_MAXSIZE = 200  # characters of a progress message
 
 
 def record(etype: str, hostname: str | None, **fields: Any) -> dict[str, Any]:
@@ -62,6 +63,12 @@ def failed(etype: str, request: Any, exception: Any, traceback: str | None) -> d
     return task_record(etype, request, exception=saferepr(exception, REPR_MAXSIZE), traceback=traceback)
 
 
+def progress(request: Any, current: float, total: float | None, message: str | None) -> dict[str, Any]:
+    """`report_progress` inside a task (a record Celery has no event for)."""
+    return task_record("task-progress", request, current=_number(current), total=_number(total),
+                       message=None if message is None else str(message)[:MESSAGE_MAXSIZE])
+
+
 def revoked(request: Any, hostname: str | None, terminated: bool, signum: Any, expired: bool) -> dict[str, Any]:
     signal_number = int(signum) if signum is not None else None
     """`task_revoked`, in the worker's main process: `request` is the task's request context."""
@@ -84,6 +91,10 @@ def worker(etype: str, hostname: str, freq: float, **fields: Any) -> dict[str, A
 
     return record(etype, hostname, freq=freq, sw_ident="py-celery", sw_ver=__version__, sw_sys=os.uname().sysname,
                   **fields)
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _retries(value: Any) -> int:

@@ -46,6 +46,7 @@ LOST = "LOST"  # the monitor's verdict (see the module docstring); never sent by
 UNRESOLVABLE_STATES = frozenset({PENDING, RECEIVED, STARTED, RETRY})  # what a gap can leave unsettled
 TERMINAL_STATES = frozenset({SUCCESS, FAILURE, REVOKED, REJECTED})  # LOST is not: its worker may come back
 ALL_STATES = (PENDING, RECEIVED, STARTED, RETRY, CANCELLED, SUCCESS, FAILURE, REVOKED, REJECTED, LOST)
+PROGRESS_EVENT = "task-progress"  # the companion's report_progress (webui.agent): how far the running attempt got
 LOST_EVENT = "task-lost"
 LOST_SOURCE = "detector"  # the only source whose `task-lost` counts: one on the event channel is a custom event
 # Reconciliation's verdict after a gap: neither the workers nor the result backend know what became of the task.
@@ -176,7 +177,8 @@ def apply_task_event(task: TaskState, event: dict[str, Any], source: str | None 
 
 def event_attempt(task: TaskState, etype: str, event: dict[str, Any], source: str | None = None) -> int:
     """The attempt an event belongs to (see the module docstring); a companion record says it itself."""
-    if etype in ("task-sent", "task-received") or (source == AGENT_SOURCE and etype in _TRANSITION_COLUMN):
+    if etype in ("task-sent", "task-received") or (source == AGENT_SOURCE and (etype in _TRANSITION_COLUMN
+                                                                                 or etype == PROGRESS_EVENT)):
         retries = event.get("retries")
         if isinstance(retries, int) and not isinstance(retries, bool) and retries >= 0:
             return retries
@@ -315,6 +317,19 @@ def _on_lost(task: TaskState, event: dict[str, Any], attempt: int, ts: float | N
         task.detail["lost_reason"] = event["reason"]
 
 
+def _on_progress(task: TaskState, event: dict[str, Any], attempt: int, ts: float | None) -> None:
+    """The latest progress of the newest attempt (an older attempt's late report does not overwrite it)."""
+    current = _number(event.get("current"))
+    if current is None or attempt < task.attempt:
+        return
+    known = task.detail.get("progress")
+    if isinstance(known, dict) and (known.get("attempt", 0), known.get("at") or 0) > (attempt, ts or 0):
+        return
+    message = event.get("message")
+    task.detail["progress"] = {"current": current, "total": _number(event.get("total")), "at": ts,
+                               "attempt": attempt, "message": message if isinstance(message, str) else None}
+
+
 def _on_unresolved(task: TaskState, event: dict[str, Any], attempt: int, ts: float | None) -> None:
     """Reconciliation found the task nowhere: still unfinished, and untouched since before the gap ended."""
     checked_before = _number(event.get("before"))
@@ -393,4 +408,5 @@ _STATE_HANDLERS = {
     "task-cancelled": _finisher(CANCELLED),
     LOST_EVENT: _on_lost,
     UNRESOLVED_EVENT: _on_unresolved,
+    PROGRESS_EVENT: _on_progress,
 }

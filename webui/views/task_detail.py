@@ -77,5 +77,21 @@ def _facts(task: Task) -> dict[str, Any]:
     wait = task.started_at - queued_at if task.started_at is not None and queued_at is not None else None
     duplicates = detail.get("duplicate_starts") or 0
     repeated = task.executions > task.retries + 1 or bool(duplicates)
-    return {"detail": detail, "queue_wait": wait, "repeated": repeated, "duplicate_starts": duplicates}
+    return {"detail": detail, "queue_wait": wait, "repeated": repeated, "duplicate_starts": duplicates,
+            "progress": _progress(task, detail.get("progress"))}
+
+
+def _progress(task: Task, reported: Any) -> dict[str, Any] | None:
+    """What the task last said with webui.agent.report_progress, with a percentage and, while it runs, an
+    estimated finish: the pace so far (time since it started / work done) applied to the work left."""
+    if not isinstance(reported, dict) or not isinstance(reported.get("current"), int | float):
+        return None
+    current, total, at = reported["current"], reported.get("total"), reported.get("at")
+    percent = min(100.0, max(0.0, 100.0 * current / total)) if isinstance(total, int | float) and total > 0 else None
+    finish = None
+    if task.state == "STARTED" and percent is not None and current > 0 and isinstance(at, int | float) \
+            and task.started_at is not None and at >= task.started_at:
+        finish = at + (total - current) * (at - task.started_at) / current
+    return {"current": current, "total": total, "percent": percent, "at": at, "finish": finish,
+            "message": reported.get("message"), "running": task.state == "STARTED"}
 
