@@ -37,3 +37,27 @@ def test_the_blocker_itself_works() -> None:
                            "  if n == 'peewee': raise ImportError(n)\nsys.meta_path.insert(0, B())\nimport peewee"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "ImportError" in done.stderr
+
+
+def test_imports_setting_installs_it_with_no_code_change() -> None:
+    script = textwrap.dedent("""
+        from celery import Celery
+        app = Celery("x", broker="redis://127.0.0.1:1/0")
+        app.conf.imports = ["webui.agent.auto"]
+        app.conf.webui_agent_stream = "custom:stream"
+        app.loader.import_default_modules()  # what `celery worker` and `celery beat` do as they start
+        print(app._webui_agent.stream, app._webui_agent.url)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=60, env={"PATH": "/usr/bin:/bin"})
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "custom:stream redis://127.0.0.1:1/0"
+
+
+def test_it_refuses_a_url_that_is_not_redis() -> None:
+    script = ("from celery import Celery\nimport webui.agent\n"
+              "webui.agent.install(Celery('x', broker='amqp://guest@localhost//'))")
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=60, env={"PATH": "/usr/bin:/bin"})
+    assert done.returncode != 0 and "needs a Redis URL" in done.stderr
