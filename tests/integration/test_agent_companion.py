@@ -164,12 +164,13 @@ def test_a_monitor_down_for_30_s_catches_up_on_every_task(sender: Celery, agent_
 
 
 def test_a_collector_killed_mid_ingest_loses_nothing_and_counts_nothing_twice(
-        sender: Celery, agent_worker: CeleryWorker, fresh_stream: str, sqlite_url: str, run_webui,
+        sender: Celery, agent_worker: CeleryWorker, fresh_stream: str, database_url: str, run_webui,
         agent_redis: PrivateRedis) -> None:
-    collect = ("--broker", agent_worker.broker_url, "--database", sqlite_url, "--agent-url", fresh_stream,
+    """On SQLite and PostgreSQL: the re-read's "already stored?" lookup is SQL of each."""
+    collect = ("--broker", agent_worker.broker_url, "--database", database_url, "--agent-url", fresh_stream,
                "--batch-interval", "0.2", "--batch-size", "60", "--no-enable-events", "--no-reconcile")
     first = run_webui("collect", *collect)
-    store = StoreReader(sqlite_url)
+    store = StoreReader(database_url)
     client = agent_redis.client()
     wait_for(lambda: client.exists(STREAM) and client.xinfo_groups(STREAM), timeout=30,
              message="the collector never joined the stream's consumer group")
