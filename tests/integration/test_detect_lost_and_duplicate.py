@@ -101,6 +101,8 @@ def test_a_task_whose_worker_is_killed_becomes_lost_and_the_worker_offline(
 
     page = server.get(f"/task/{result.id}").body
     assert "badge state-lost" in page and 'id="lost-warning"' in page and "the monitor&#39;s verdict" in page
+    # The evidence: heartbeats, confirmed by the workers' answers (webui.detect.lost_confirm).
+    assert 'id="lost-evidence"' in page and f"confirmed: {worker.hostname} did not answer" in page
     assert result.id in server.get("/tasks?state=LOST").body
     assert result.id not in server.get("/tasks?state=FAILURE").body
     found = all_detectors()["task_lost"].run(DetectContext(store.db, time.time(), None), {"window_minutes": 60})

@@ -20,6 +20,7 @@ from typing import Any
 from celery import Celery, signals
 
 from webui.agent import records
+from webui.agent.presence import Presence
 from webui.agent.publisher import Publisher
 
 DEFAULT_STREAM = "webui:agent"
@@ -100,6 +101,7 @@ class Hooks:
         self.hostname: str | None = None  # the worker's nodename, once this process is a worker's
         self._started: dict[str, float] = {}  # task id -> monotonic start, for task-succeeded's runtime
         self._heart: threading.Event | None = None
+        self.presence: Presence | None = None  # the worker's running-task mark (webui.agent.presence)
 
     def connect(self) -> None:
         # weak=False: the bound methods would otherwise vanish with nothing else referring to them.
@@ -176,19 +178,25 @@ class Hooks:
         if self.hostname is None:
             return
         self.publisher.put(records.worker("worker-online", self.hostname, HEARTBEAT_INTERVAL))
+        self.presence = Presence(self.publisher.url, self.hostname, HEARTBEAT_INTERVAL)
+        self.presence.refresh()
         self._heart = threading.Event()
         threading.Thread(target=self._beat, args=(self._heart,), name="webui-agent-heartbeat", daemon=True).start()
 
     def on_worker_shutdown(self, sender: Any = None, **_: Any) -> None:
         if self._heart is not None:
             self._heart.set()
+        if self.presence is not None:
+            self.presence.stopped()
         if self.hostname is not None and os.getpid() == self.publisher._pid:
             self.publisher.put(records.worker("worker-offline", self.hostname, HEARTBEAT_INTERVAL))
             self.publisher.flush()
 
     def _beat(self, stop: threading.Event) -> None:
-        """The worker's liveness from the stream, with the main process's drop count."""
+        """The worker's liveness from the stream, with the main process's drop count; its running-task mark."""
         while not stop.wait(HEARTBEAT_INTERVAL):
+            if self.presence is not None:
+                self.presence.refresh()
             if self.hostname is not None:
                 self.publisher.put(records.worker("worker-heartbeat", self.hostname, HEARTBEAT_INTERVAL,
                                                   agent_dropped=self.publisher.dropped))

@@ -332,7 +332,8 @@ class Collector:
 
     def _lost_marker_loop(self, writer: Writer) -> None:
         """Mark LOST the tasks of workers that died running them (webui.detect.lost_marker)."""
-        lost_marker.mark_lost_loop(self.db, writer, self.settings, stop=self._stop, alive=writer.is_alive)
+        lost_marker.mark_lost_loop(self.db, writer, self.settings, stop=self._stop, alive=writer.is_alive,
+                                   app=self.app)
 
     def _enable_events_loop(self, writer: Writer) -> None:
         """Broadcast `enable_events` so workers started without -E send task events (as Flower does)."""

@@ -37,13 +37,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
+from celery import Celery
 from peewee import Database
 
 from webui.collector.merge import LOST_EVENT, LOST_SOURCE
 from webui.collector.workers import DEFAULT_FREQ, REASON_HEARTBEAT, REASON_OFFLINE_EVENT, REASON_ONLINE
-from webui.detect import phrasing
+from webui.detect import lost_confirm, phrasing
+from webui.detect.presence import CHECK_INTERVAL, PresenceWatch
 from webui.store.database import discard_connection
 
 log = logging.getLogger(__name__)
@@ -159,23 +162,41 @@ def _running_elsewhere(db: Database, started_twice: list[_Candidate]) -> set[int
 
 
 def mark_lost_loop(db: Database, writer: Any, settings: Any, *, stop: threading.Event,
-                   alive: Callable[[], bool], clock: Callable[[], float] = time.time) -> None:
-    """Every `detect_interval`: find lost tasks and hand the verdicts to the writer, until stopped."""
+                   alive: Callable[[], bool], app: Celery | None = None,
+                   clock: Callable[[], float] = time.time) -> None:
+    """Until stopped: every `detect_interval` the heartbeat rules, each verdict confirmed with the workers
+    (webui.detect.lost_confirm, when given the app); with the companion (`agent_url`), every 2 s its
+    running-task marks too (webui.detect.presence). Verdicts go to the writer."""
+    presence = PresenceWatch(settings.agent_url) if settings.agent_url else None
     sent: dict[str, float] = {}
+    heartbeat_pass_at = 0.0
     while not stop.is_set() and alive():
         now = clock()
-        try:
-            with db.connection_context():
-                events = find_lost(db, now, missed_heartbeats=settings.worker_offline_heartbeats)
-        except Exception as exc:  # noqa: BLE001 - the next pass tries again
-            log.warning("lost-task marking failed: %s", exc)
-            discard_connection(db)
-            events = []
         sent = {uuid: at for uuid, at in sent.items() if now - at < RESEND_AFTER}
-        fresh = [e for e in events if e["uuid"] not in sent]
-        if fresh:
-            writer.put_repairs(fresh, LOST_SOURCE)
-            sent.update((e["uuid"], now) for e in fresh)
-            log.info("marked %d task(s) lost: %s", len(fresh), ", ".join(
-                f"{e['uuid']} on {e['hostname']}" for e in fresh[:5]) + (" …" if len(fresh) > 5 else ""))
-        stop.wait(settings.detect_interval)
+        events = []
+        if presence is not None:
+            events = [e for e in _judge(db, "presence", partial(presence.check, db, now)) if e["uuid"] not in sent]
+        if now >= heartbeat_pass_at:
+            heartbeat_pass_at = now + settings.detect_interval
+            vouched = presence.alive if presence is not None else set()
+            judged = [e for e in _judge(db, "heartbeat", partial(
+                find_lost, db, now, missed_heartbeats=settings.worker_offline_heartbeats))
+                if e["uuid"] not in sent and e["hostname"] not in vouched
+                and all(e["uuid"] != mine["uuid"] for mine in events)]
+            events += lost_confirm.confirm(app, judged, settings.inspect_timeout) if app is not None else judged
+        if events:
+            writer.put_repairs(events, LOST_SOURCE)
+            sent.update((e["uuid"], now) for e in events)
+            log.info("marked %d task(s) lost: %s", len(events), ", ".join(
+                f"{e['uuid']} on {e['hostname']}" for e in events[:5]) + (" …" if len(events) > 5 else ""))
+        stop.wait(CHECK_INTERVAL if presence is not None else settings.detect_interval)
+
+
+def _judge(db: Database, rule: str, verdicts: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    try:
+        with db.connection_context():
+            return verdicts()
+    except Exception as exc:  # noqa: BLE001 - the next pass tries again
+        log.warning("lost-task marking (%s) failed: %s", rule, exc)
+        discard_connection(db)
+        return []
