@@ -5,12 +5,14 @@ at the same Redis database. Tasks are named `tests.celeryapp.<function>`.
 """
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import time
 from typing import Any
 
 from celery import Celery, Task
+from celery.utils.log import get_task_logger
 
 import webui.agent
 
@@ -78,3 +80,32 @@ def progress_steps(steps: int, pause: float) -> int:
         time.sleep(pause)
         webui.agent.report_progress(step, steps, f"step {step}")
     return steps
+
+
+@app.task(bind=True)
+def log_lines(self: Task, count: int, text: str = "line", pause: float = 0.0) -> int:
+    """Logs `count` lines (the task logger, a module logger through the root, and print) for the companion's
+    task logs (webui.agent.logs), `pause` seconds apart."""
+    logger = get_task_logger(__name__)
+    for number in range(1, count + 1):
+        (logger.info if number % 2 else logging.getLogger("tests.app").warning)("%s %d of attempt %d", text, number,
+                                                                                   self.request.retries + 1)
+        time.sleep(pause)
+    return count
+
+
+@app.task(bind=True)
+def log_and_retry(self: Task) -> str:
+    """Logs one line per attempt and retries once: two attempts, two logs."""
+    get_task_logger(__name__).info("this is attempt %d", self.request.retries + 1)
+    if self.request.retries < 1:
+        raise self.retry(countdown=0.1)
+    return "second attempt done"
+
+
+@app.task
+def log_then_die() -> None:
+    """Logs, waits for the companion to send it, then SIGKILLs its pool process (kill_self, with a log)."""
+    get_task_logger(__name__).warning("last words before SIGKILL")
+    time.sleep(1.0)  # several of the publisher's flush intervals
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -7,7 +7,7 @@ The contract pages build on
   named `live:<topic>` on `document.body`. Any element refreshes itself with htmx:
   `hx-get="…" hx-trigger="live:tasks from:body"`.
 - Topics (`TOPICS`):
-    `tasks`     a task event was stored or a task appeared (state, retries, results …)
+    `tasks`     a task event was stored, a task appeared (state, retries, results …) or logged a line
     `events`    a task event or a worker online/offline transition was stored (the events stream)
     `workers`   a worker was seen (heartbeats: every couple of seconds), went on/offline, or answered an inspect
     `overview`  tasks changed, a worker went on/offline, the collector's state or its gaps changed
@@ -59,6 +59,7 @@ class Snapshot:
 
     task_event_received: float | None = None  # MAX(task_event.received): indexed
     task_max_id: int | None = None  # MAX(task.id): primary key
+    task_log_max_id: int | None = None  # MAX(task_log.id): primary key (the companion's task logs)
     worker_event_max_id: int | None = None  # MAX(worker_event.id): primary key (online/offline transitions)
     worker_last_seen: float | None = None  # MAX(worker.last_seen): one row per worker
     inspection_at: float | None = None  # MAX(worker_inspection.at): one row per worker
@@ -72,7 +73,7 @@ def changed_topics(before: Snapshot, after: Snapshot, queues_every: float = QUEU
     topics = set()
     task_event = before.task_event_received != after.task_event_received
     transition = before.worker_event_max_id != after.worker_event_max_id
-    if task_event or before.task_max_id != after.task_max_id:
+    if task_event or before.task_max_id != after.task_max_id or before.task_log_max_id != after.task_log_max_id:
         topics.add("tasks")
     if task_event or transition:
         topics.add("events")
@@ -93,7 +94,7 @@ _MARKERS_SQL = (
     "SELECT (SELECT MAX(received) FROM task_event), (SELECT MAX(id) FROM task), "
     "(SELECT MAX(id) FROM worker_event), (SELECT MAX(last_seen) FROM worker), "
     "(SELECT MAX(at) FROM worker_inspection), (SELECT MAX(id) FROM collector_gap), "
-    "(SELECT COUNT(*) FROM collector_gap WHERE ended_at IS NOT NULL)"
+    "(SELECT COUNT(*) FROM collector_gap WHERE ended_at IS NOT NULL), (SELECT MAX(id) FROM task_log)"
 )
 _COLLECTOR_SQL = ("SELECT leader, connected, warning, last_error, events_dropped, heartbeat_at "
                   "FROM collector_status WHERE id = 1")
@@ -106,6 +107,7 @@ def read_snapshot(db: Any) -> Snapshot:
     return Snapshot(
         task_event_received=markers[0], task_max_id=markers[1], worker_event_max_id=markers[2],
         worker_last_seen=markers[3], inspection_at=markers[4], gaps=(markers[5], markers[6]),
+        task_log_max_id=markers[7],
         collector=tuple(status[:5]) if status else (), heartbeat_at=status[5] if status else None,
     )
 

@@ -42,9 +42,10 @@ def sender(broker: PrivateRedis) -> Celery:
 
 
 def start_worker(sender: Celery, broker: PrivateRedis, agent_url: str, log_path: Path, name: str,
-                 task_events: bool) -> CeleryWorker:
+                 task_events: bool, **env: str) -> CeleryWorker:
+    """`env`: more of the companion's settings (WEBUI_AGENT_CAPTURE_LOGS…)."""
     worker = CeleryWorker(sender, broker.url(1), log_path, name=f"{name}-{os.getpid()}@%h", task_events=task_events,
-                          env={"WEBUI_AGENT_URL": agent_url})
+                          env={"WEBUI_AGENT_URL": agent_url, **env})
     return worker.start()
 
 

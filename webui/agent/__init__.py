@@ -19,7 +19,7 @@ from typing import Any
 
 from celery import Celery, signals
 
-from webui.agent import records
+from webui.agent import logs, records
 from webui.agent.presence import Presence
 from webui.agent.publisher import Publisher
 
@@ -29,7 +29,8 @@ DEFAULT_BUFFER = 10_000  # records one process buffers while Redis is slow or do
 HEARTBEAT_INTERVAL = 2.0  # seconds, as Celery's own worker heartbeat
 PROGRESS_EVERY = 1.0  # seconds: at most one progress record a task per interval (the last one always goes)
 
-_SETTINGS = {"url": None, "stream": DEFAULT_STREAM, "max_length": DEFAULT_MAX_LENGTH, "buffer_size": DEFAULT_BUFFER}
+_SETTINGS = {"url": None, "stream": DEFAULT_STREAM, "max_length": DEFAULT_MAX_LENGTH, "buffer_size": DEFAULT_BUFFER,
+             "capture_logs": False, "log_lines": logs.DEFAULT_MAX_LINES, "log_bytes": logs.DEFAULT_MAX_BYTES}
 
 
 def install(app: Celery, url: str | None = None, **options: Any) -> Publisher:
@@ -37,7 +38,8 @@ def install(app: Celery, url: str | None = None, **options: Any) -> Publisher:
 
     `url`: the Redis to write to (default: `webui_agent_url`, WEBUI_AGENT_URL, else the app's broker, which must
     then be Redis). `options`: `stream`, `max_length`, `buffer_size` (also `webui_agent_<name>` in app.conf and
-    WEBUI_AGENT_<NAME>).
+    WEBUI_AGENT_<NAME>); `capture_logs=True` ships what each task logs, capped per attempt at `log_lines` lines
+    and `log_bytes` bytes (webui.agent.logs).
     """
     current = getattr(app, "_webui_agent", None)
     if current is not None:
@@ -48,6 +50,8 @@ def install(app: Celery, url: str | None = None, **options: Any) -> Publisher:
         raise ValueError(f"webui.agent needs a Redis URL (webui_agent_url or WEBUI_AGENT_URL), not {target!r}")
     publisher = Publisher(target, str(settings["stream"]), int(settings["max_length"]), int(settings["buffer_size"]))
     Hooks(app, publisher).connect()
+    if _enabled(settings["capture_logs"]):
+        logs.install(app, publisher, int(settings["log_lines"]), int(settings["log_bytes"]))
     app._webui_agent = publisher
     return publisher
 
@@ -82,6 +86,11 @@ def report_progress(current: float, total: float | None = None, message: str | N
         _last_progress.pop(request.id, None)
     publisher.put(records.progress(request, current, total, message))
     return True
+
+
+def _enabled(value: Any) -> bool:
+    """A switch given as a bool, or as text by an environment variable."""
+    return value.strip().lower() in ("1", "true", "yes", "on") if isinstance(value, str) else bool(value)
 
 
 def _option(app: Celery, name: str, default: Any) -> Any:

@@ -69,6 +69,17 @@ def progress(request: Any, current: float, total: float | None, message: str | N
                        message=None if message is None else str(message)[:MESSAGE_MAXSIZE])
 
 
+def log_line(request: Any, seq: int, line: Any, message: str) -> dict[str, Any]:
+    """One line the task logged (webui.agent.logs): `seq` counts the attempt's lines in this process."""
+    return task_record("task-log", request, seq=seq, at=line.created, level=line.levelname, logger=line.name,
+                       message=message)
+
+
+def log_omitted(request: Any, kept: int, lines: int, size: int) -> dict[str, Any]:
+    """The cap's note, after the attempt's `kept` lines: `lines` more lines (`size` bytes) were not kept."""
+    return task_record("task-log", request, seq=kept + 1, omitted=lines, omitted_bytes=size)
+
+
 def revoked(request: Any, hostname: str | None, terminated: bool, signum: Any, expired: bool) -> dict[str, Any]:
     signal_number = int(signum) if signum is not None else None
     """`task_revoked`, in the worker's main process: `request` is the task's request context."""

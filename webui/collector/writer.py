@@ -26,7 +26,7 @@ import psycopg
 from peewee import Database, DataError, IntegrityError
 
 from webui.beat import beat_rows
-from webui.collector import merge, redelivery, rollups, sources, workers
+from webui.collector import merge, redelivery, rollups, sources, task_logs, workers
 from webui.collector.decode import MalformedEvent, normalise
 from webui.collector.leader import STANDBY_POLL, LeaderLock, NoLock
 from webui.collector.rows import Rows, TaskCache
@@ -364,11 +364,14 @@ class Writer(threading.Thread):
         if any(item[0] == redelivery.REDELIVERED for item in batch.items):
             batch = self._without_stored_copies(batch)
         task_events, worker_events, malformed = self._sort(batch)
+        task_events, logs = task_logs.split(task_events)  # the companion's log lines: stored, not merged
         controls = [item for item in batch.items if item[0] in ("gap-open", "gap-close")]
         with self.db.atomic():
             touched_workers, transitions = self._merge_workers(worker_events, task_events)
             new, changed, records, task_events = self._merge_tasks(task_events)
+            log_rows = self._log_rows(logs, new, changed)
             self.rows.write_tasks(new, changed)
+            task_logs.write(self.db, log_rows)
             self.search.queue(self._search_before, changed, new=new)
             self.rows.write_events(records)
             # Per-minute counts for the overview, in the same transaction: they never disagree with the events.
@@ -394,6 +397,8 @@ class Writer(threading.Thread):
                 status = None
             # PostgreSQL delivers this on commit only: every web process's live hub then looks at once.
             topics = _news(records, new, touched_workers, transitions, batch.items, self._status_news(status))
+            if log_rows:
+                topics.add("tasks")
             if topics:
                 change_feed.notify(self.db, topics)
         if status is not None:
@@ -470,6 +475,25 @@ class Writer(threading.Thread):
         new = [states[u] for u in new_ids]
         changed = [s for u, s in states.items() if u not in new_ids]
         return new, changed, records, merged
+
+    def _log_rows(self, logs: list[dict[str, Any]], new: list[merge.TaskState],
+                  changed: list[merge.TaskState]) -> list[tuple[Any, ...]]:
+        """The rows of the batch's log lines. A line whose task is not known yet (its records still on their
+        way) makes the task's row, as any first report of a task does; `new` gets it."""
+        if not logs:
+            return []
+        ids = {state.uuid: state.id for state in (*new, *changed)}
+        missing = {event["uuid"] for event in logs} - ids.keys()
+        for uuid, state in self._load_states(missing).items() if missing else ():
+            ids[uuid] = state.id
+        for uuid in missing - ids.keys():
+            # PENDING, as merge gives a task first heard of by a custom event; its next transition moves it on.
+            state = merge.TaskState(uuid=uuid, id=self._next_id, state=merge.PENDING,
+                                    updated_at=logs[0]["local_received"])
+            self._next_id += 1
+            new.append(state)
+            ids[uuid] = state.id
+        return task_logs.rows(logs, {uuid: i for uuid, i in ids.items() if i is not None}, self.redactor)
 
     def _load_states(self, uuids: set[str]) -> dict[str, merge.TaskState]:
         states: dict[str, merge.TaskState] = {}

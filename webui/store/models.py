@@ -103,6 +103,25 @@ class TaskEvent(BaseModel):
         primary_key = CompositeKey("task_id", "seq")
 
 
+class TaskLog(BaseModel):
+    """A line a task logged while it ran (the companion's logs, migration 0016); `omitted` rows are the cap's
+    note of what was not kept."""
+
+    id = AutoField()
+    task_id = IntegerField()
+    attempt = IntegerField()  # 1 for the first run, as the task page numbers attempts
+    pid = IntegerField()
+    seq = IntegerField()
+    hostname = CharField(max_length=255, null=True)
+    at = DoubleField(null=True)
+    level = CharField(max_length=16, null=True)
+    logger = CharField(max_length=255, null=True)
+    message = TextField(null=True)
+    omitted = IntegerField(null=True)
+    omitted_bytes = IntegerField(null=True)
+    received = DoubleField()
+
+
 class Worker(BaseModel):
     hostname = CharField(max_length=255, unique=True)
     pid = IntegerField(null=True)

@@ -256,6 +256,8 @@ class OldEvents:
                     deleted = _execute(db, f"DELETE FROM task_event WHERE {ids} AND received >= {p} "
                                            f"AND received <= {p} AND received < {p}",
                                        (*id_params, first, last, self.cutoff)).rowcount
+                    # Their logs go with them (webui.collector.task_logs), by the same cutoff.
+                    _execute(db, f"DELETE FROM task_log WHERE {ids} AND received < {p}", (*id_params, self.cutoff))
                 held = time.perf_counter() - started
             yield Batch(self.label, {"task_event": deleted}, held)
             if len(window) < limit:
@@ -320,6 +322,7 @@ class OldTasks:
                 if gone:
                     task_ids, task_params = _in(db, "task_id", gone)
                     events = _execute(db, f"DELETE FROM task_event WHERE {task_ids}", task_params).rowcount
+                    _execute(db, f"DELETE FROM task_log WHERE {task_ids}", task_params)
             yield Batch(self.label, {"task": len(gone), "task_event": events}, time.perf_counter() - started)
             if len(rows) < limit:
                 return

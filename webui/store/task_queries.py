@@ -9,11 +9,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from webui.store.models import CollectorGap, Task, TaskEvent
+from webui.store.models import CollectorGap, Task, TaskEvent, TaskLog
 
 # Children are looked up by parent_id, which has no index yet: the LIMIT bounds the scan's output (and the
 # page). An index on parent_id/root_id comes with the scale issue, not with this page.
 MAX_CHILDREN = 100
+MAX_LOG_LINES = 20_000  # log lines one task page shows, all attempts together
 
 EVENT_LABELS = {
     "task-sent": "sent", "task-received": "received", "task-started": "started",
@@ -114,6 +115,16 @@ def task_timeline(task: Task) -> list[TimelineEvent]:
                       _decode(row.data))
         for row in rows
     ]
+
+
+def task_logs(task: Task) -> dict[int, list[TaskLog]]:
+    """The lines the companion captured (webui.agent.logs), by attempt number, in arrival order. The companion
+    caps each attempt (1,000 lines by default); MAX_LOG_LINES bounds the page whatever it was told."""
+    by_attempt: dict[int, list[TaskLog]] = {}
+    query = TaskLog.select().where(TaskLog.task_id == task.id).order_by(TaskLog.attempt, TaskLog.id)
+    for line in query.limit(MAX_LOG_LINES):
+        by_attempt.setdefault(line.attempt, []).append(line)
+    return by_attempt
 
 
 def json_object(text: str | None) -> dict[str, Any] | None:

@@ -26,6 +26,7 @@ def _add_converter(state: BlueprintSetupState) -> None:
 
 
 MAX_TASK_ID_LENGTH = 255  # the task.uuid column
+_RUNNING = ("PENDING", "RECEIVED", "STARTED", "RETRY")  # states whose logs may still grow
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -59,7 +60,28 @@ def detail(task_id: str) -> tuple[str, int] | str:
         workflow=task_queries.workflow(task),
         facts=_facts(task),
         worker_pages="workers.detail" in current_app.view_functions,
+        logs=_logs(task),
     )
+
+
+@bp.get("/task/<task_id:task_id>/logs")
+def logs(task_id: str) -> tuple[str, int] | str:
+    """The logs panel alone: what the task page's live updates fetch while the task runs."""
+    task = None if _invalid_id(task_id) else task_queries.task_by_uuid(task_id)
+    if task is None:
+        return "", 404
+    return render_template("task_detail/logs.html", task=task, logs=_logs(task))
+
+
+def _logs(task: Task) -> dict[str, Any]:
+    """The captured lines by attempt, each with its offset from the attempt's first line; `live` while the
+    task runs (the panel then refreshes itself on every `tasks` change)."""
+    attempts = []
+    for number, lines in task_queries.task_logs(task).items():
+        first = next((line.at for line in lines if line.at is not None), None)
+        shown = [(line, None if line.at is None or first is None else line.at - first) for line in lines]
+        attempts.append((number, shown, sum(1 for line in lines if line.omitted is None)))
+    return {"attempts": attempts, "live": task.state in _RUNNING}
 
 
 def _invalid_id(task_id: str) -> str | None:
