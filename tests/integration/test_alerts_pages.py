@@ -638,6 +638,22 @@ def test_the_config_doctor_page_shows_each_check_with_what_to_change(app):
     order = [status for status, _ in checks]
     assert order == sorted(order, key=["warn", "unknown", "ok"].index)  # warnings first
     assert 'href="/doctor"' in page(app, "/alerts") and 'href="/doctor"' in page(app, "/broker")
+    assert 'id="doctor-urgent-' not in body  # nothing to see, nothing to alarm about
+
+
+def test_the_doctor_leads_with_a_red_banner_when_neither_events_nor_the_companion_run(app):
+    from webui.store.models import CollectorStatus, Worker, WorkerInspection
+
+    now = time.time()
+    Worker.create(hostname="w1@h", online=True, first_seen=now - 60, last_seen=now)
+    WorkerInspection.create(hostname="w1@h", at=now, data="{}")
+    CollectorStatus.create(leader="c", started_at=now, heartbeat_at=now,
+                           warning="No task events from workers that are running tasks: w1@h (12 tasks).")
+    body = page(app, "/doctor")
+    banner = body[body.index('id="doctor-urgent-task_events"'):]
+    banner = banner[:banner.index("</div>")]
+    assert 'class="banner banner-error"' in body and "Neither task events nor the companion" in banner
+    assert "What to add: Start every worker with -E" in banner and "webui.agent.install(app)" in banner
 
 
 def test_the_overview_says_how_many_incidents_are_open(app):

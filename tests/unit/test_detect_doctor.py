@@ -218,3 +218,39 @@ def test_the_config_doctor_detector_reports_each_warning_once_for_the_cluster(db
     assert zero.summary == "worker_prefetch_multiplier is 0 (unlimited prefetch). Workers with it 0: w1@h."
     assert zero.detail["fix"].startswith("Set worker_prefetch_multiplier to 1")
     assert zero.link == "/doctor#advice-prefetch_zero"  # the doctor page, at that check
+
+
+# -- the companion (webui.agent) ---------------------------------------------------------------------------
+
+def companion_ctx(db: Any, agent_url: str) -> DetectContext:
+    return DetectContext(db, NOW, default_settings(agent_url=agent_url), celery_app=monitor())
+
+
+EVENTS_OFF = "No task events from workers that are running tasks: w1@h (12 tasks)."
+
+
+def test_events_off_but_the_companion_on_every_worker_is_fine(db, redis_db: str) -> None:
+    from webui.agent.presence import Presence
+
+    CollectorStatus.create(leader="c", started_at=NOW, heartbeat_at=NOW, warning=EVENTS_OFF)
+    worker("w1@h")
+    Presence(redis_db, "w1@h", 2.0).refresh()  # the mark the companion's heartbeat writes
+    found = {a.check: a for a in doctor.advise(companion_ctx(db, redis_db))}["task_events"]
+    assert (found.status, found.urgent) == ("ok", False) and "w1@h run the companion" in found.detail
+
+
+def test_neither_task_events_nor_the_companion_is_urgent_and_says_what_to_add(db, redis_db: str) -> None:
+    from webui.agent.presence import Presence
+
+    CollectorStatus.create(leader="c", started_at=NOW, heartbeat_at=NOW, warning=EVENTS_OFF)
+    worker("w1@h")
+    worker("w2@h")
+    Presence(redis_db, "other@h", 2.0).refresh()  # a mark, but of no worker online here
+    found = {a.check: a for a in doctor.advise(companion_ctx(db, redis_db))}["task_events"]
+    assert (found.status, found.urgent) == ("warn", True)
+    assert found.title == "Neither task events nor the companion: tasks are not seen"
+    assert "-E" in found.fix and "webui.agent.install(app)" in found.fix and "agent_url" in found.fix
+
+    Presence(redis_db, "w1@h", 2.0).refresh()  # one of the two runs it: still a warning, no longer urgent
+    found = {a.check: a for a in doctor.advise(companion_ctx(db, redis_db))}["task_events"]
+    assert (found.status, found.urgent) == ("warn", False) and "the companion runs on w1@h" in found.detail

@@ -53,6 +53,7 @@ class Advice:
     title: str
     detail: str
     fix: str
+    urgent: bool = False  # the monitor sees no task at all: the page leads with it in a red banner
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,7 @@ class Facts:
     longest_p99: float | None = None  # that task's p99 runtime over the last day, from the rollups
     monitor_transport: str | None = None
     monitor_options: dict[str, Any] | None = None
+    companion_workers: tuple[str, ...] = ()  # online workers whose companion mark is in Redis (webui.agent)
 
 
 # -- gathering ----------------------------------------------------------------------------------------------
@@ -142,7 +144,27 @@ def gather(ctx: DetectContext) -> Facts:
     longest = longest_run()
     transport, options = monitor_transport(ctx.celery_app)
     return Facts(workers, status.warning if status is not None else None, bool(seen), sampled, missing, longest,
-                 p99_of(longest[0], ctx.now) if longest else None, transport, options)
+                 p99_of(longest[0], ctx.now) if longest else None, transport, options,
+                 companion_workers(getattr(ctx.settings, "agent_url", None), [w.hostname for w in workers]))
+
+
+def companion_workers(agent_url: str | None, hostnames: list[str]) -> tuple[str, ...]:
+    """The workers among `hostnames` running the companion: their running-task mark is in its Redis."""
+    if not agent_url or not hostnames:
+        return ()
+    import redis
+
+    from webui.agent.presence import key
+
+    try:
+        client = redis.Redis.from_url(agent_url, socket_timeout=1, socket_connect_timeout=1)
+        try:
+            marks = client.mget([key(hostname) for hostname in hostnames])
+        finally:
+            client.close()
+    except Exception:  # noqa: BLE001 - Redis unreachable: the companion cannot be vouched for
+        return ()
+    return tuple(hostname for hostname, mark in zip(hostnames, marks, strict=True) if mark is not None)
 
 
 def online_configs() -> list[WorkerConfig]:
@@ -208,14 +230,29 @@ def names(hosts: Sequence[str]) -> str:
     return ", ".join(hosts[:LISTED]) + more
 
 
+COMPANION_FIX = ("or install the companion in the workers (webui.agent.install(app), or imports = "
+                 "['webui.agent.auto'] with webui_agent_url; docs/companion.md) and set this monitor's agent_url: "
+                 "it reports every task through a Redis Stream whether or not task events are on.")
+
+
 def check_task_events(facts: Facts) -> Advice:
+    online = [w.hostname for w in facts.workers]
+    if online and set(online) <= set(facts.companion_workers):
+        return Advice("task_events", OK, "Every worker reports through the companion",
+                      f"{names(online)} run the companion: their tasks are seen whether or not they send task "
+                      "events.", "Task events are optional where the companion runs (docs/companion.md).")
     fix = ("Start every worker with -E (or set worker_send_task_events = True in its config). Without task "
            "events the monitor sees the workers but not their tasks: no task list, rates or lost-task alerts. "
            "The monitor's enable_events broadcasts switch events on in running workers, but a worker that "
            "restarts runs tasks unseen until the next one.")
     if facts.collector_warning:
-        return Advice("task_events", WARN, "Workers run tasks without sending task events",
-                      facts.collector_warning, fix)
+        if facts.companion_workers:
+            return Advice("task_events", WARN, "Workers run tasks without sending task events",
+                          f"{facts.collector_warning} (the companion runs on {names(facts.companion_workers)}: "
+                          "their tasks are seen)", f"{fix} Or {COMPANION_FIX}")
+        return Advice("task_events", WARN, "Neither task events nor the companion: tasks are not seen",
+                      f"No worker runs the companion either. {facts.collector_warning}", f"{fix} Or {COMPANION_FIX}",
+                      urgent=True)
     if facts.task_events_seen:
         return Advice("task_events", OK, "Workers send task events", "Task events arrive from the workers.", fix)
     return Advice("task_events", UNKNOWN, "No task event seen yet",
