@@ -11,7 +11,7 @@ the filled file stays as it was; `--in-place` skips the copy. Then it fetches, o
 until `--minutes` have passed: the first page of `/tasks` and `/api/v1/tasks` for every filter of
 task_list.FILTERS, five more pages of each through `next_cursor`, every page of task_list.pages(), and a CSV
 export of an hour of one task name. Each process of the server (gunicorn's arbiter, its worker, the
-collector's reader process) is sampled every 0.5 s from /proc: RSS when the server first answered, after
+collector and its reader process) is sampled every 0.5 s from /proc: RSS when the server first answered, after
 `--idle` seconds left alone, after the first round, at the end, the highest sample and the kernel's
 high-water mark (VmHWM).
 """
@@ -95,6 +95,11 @@ def role(pid: int, root: int, command: str) -> str:
         return "gunicorn arbiter"
     if "webui.collector.reader" in command:
         return "collector reader"
+    try:
+        if Path(f"/proc/{pid}/comm").read_text().strip() == "webui-collector":  # webui.collector_process
+            return "collector"
+    except OSError:
+        pass
     return "gunicorn worker"
 
 

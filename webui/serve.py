@@ -1,4 +1,5 @@
-"""Serve the web UI under gunicorn: `gthread` workers, so WebSockets can hold a thread each."""
+"""Serve the web UI under gunicorn: `gthread` workers, so WebSockets can hold a thread each, and the embedded
+collector in a process of its own beside them (webui.collector_process)."""
 
 from __future__ import annotations
 
@@ -97,7 +98,20 @@ class WebUIApplication(BaseApplication):
     def load(self) -> Any:
         from webui.app import create_app
 
-        return create_app(self.settings, self.celery_app)
+        # The embedded collector runs beside the workers, in a process of its own (webui.collector_process).
+        return create_app(self.settings, self.celery_app, start_collector=False)
+
+    def run(self) -> None:
+        if not self.settings.embedded_collector:
+            super().run()
+            return
+        from webui.collector_process import CollectorArbiter
+
+        try:
+            CollectorArbiter(self, self.settings, self.celery_app).run()
+        except RuntimeError as exc:  # as gunicorn's own run(): a configuration it refuses
+            print(f"\nError: {exc}\n", file=sys.stderr, flush=True)
+            sys.exit(1)
 
 
 def gunicorn_options(settings: Settings) -> dict[str, object]:

@@ -272,13 +272,13 @@ def test_ipv6_addresses_are_bracketed(address: str, bind: str) -> None:
 FAKE_APP_RUNNER = """
 import sys, types
 
-def create_app(settings, celery_app):
+def create_app(settings, celery_app, start_collector=None):
     from flask import Flask
     app = Flask("fake")
 
     @app.get("/")
-    def index():
-        return f"threads={settings.threads} broker={celery_app.conf.broker_url}"
+    def index():  # the collector runs in a process of its own beside the workers, not in them
+        return f"threads={settings.threads} broker={celery_app.conf.broker_url} in-worker={start_collector}"
 
     return app
 
@@ -316,7 +316,8 @@ def test_serve_migrates_then_serves_the_app_until_sigterm(tmp_path: Path) -> Non
         log.seek(0)
         output = log.read()
 
-    assert body == "threads=3 broker=redis://fake-broker:6379/0", output
+    assert body == "threads=3 broker=redis://fake-broker:6379/0 in-worker=False", output
+    assert "collector process started" in output  # and SIGTERM stopped it, though its broker never answered
     assert f"Celery WebUI: http://127.0.0.1:{port}/" in output
     assert "Using worker: gthread" in output
     assert (tmp_path / "data" / "celery-webui" / "webui.sqlite3").exists()
