@@ -75,10 +75,12 @@ def echo(*args: Any, **kwargs: Any) -> dict[str, Any]:
 
 @app.task
 def progress_steps(steps: int, pause: float) -> int:
-    """Reports its progress through the worker companion (a no-op without it) after each step."""
+    """Reports its progress through the worker companion (a no-op without it) after each step, and logs it
+    (captured when the companion's capture_logs is on)."""
     for step in range(1, steps + 1):
         time.sleep(pause)
         webui.agent.report_progress(step, steps, f"step {step}")
+        get_task_logger(__name__).info("step %d of %d done", step, steps)
     return steps
 
 

@@ -6,6 +6,8 @@ what an old migration creates.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from peewee import (
     AutoField,
     BigIntegerField,
@@ -83,6 +85,16 @@ class Task(BaseModel):
             return None
         value = fastjson.loads_as(self.detail, dict).get("unknown_since")
         return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+    @property
+    def running_progress(self) -> dict[str, Any] | None:
+        """While the task runs, what it last said with webui.agent.report_progress (`current`, `total`,
+        `message`), for the tasks list's bar; the task page shows more (webui.views.task_detail)."""
+        if self.state != "STARTED" or not self.detail or '"progress"' not in self.detail:
+            return None
+        value = fastjson.loads_as(self.detail, dict).get("progress")
+        numbers = isinstance(value, dict) and all(isinstance(value.get(k), int | float) for k in ("current", "total"))
+        return value if numbers and value["total"] > 0 else None
 
 
 class TaskEvent(BaseModel):
