@@ -86,8 +86,8 @@ def progress_steps(steps: int, pause: float) -> int:
 
 @app.task(bind=True)
 def log_lines(self: Task, count: int, text: str = "line", pause: float = 0.0) -> int:
-    """Logs `count` lines (the task logger, a module logger through the root, and print) for the companion's
-    task logs (webui.agent.logs), `pause` seconds apart."""
+    """Logs `count` lines, alternately through the task logger and a module logger (the root's way), for the
+    companion's task logs (webui.agent.logs), `pause` seconds apart."""
     logger = get_task_logger(__name__)
     for number in range(1, count + 1):
         (logger.info if number % 2 else logging.getLogger("tests.app").warning)("%s %d of attempt %d", text, number,
