@@ -24,6 +24,7 @@ def test_it_reports_nothing_when_nothing_changed():
 @pytest.mark.parametrize(("change", "topics"), [
     ({"task_event_received": 100.5}, {"tasks", "events", "overview"}),
     ({"task_max_id": 8}, {"tasks", "overview"}),
+    ({"task_log_max_id": 5}, {"tasks", "overview"}),  # a task logged a line (webui.agent.logs): its page refreshes
     ({"worker_event_max_id": 4}, {"events", "workers", "overview"}),
     ({"worker_last_seen": 101.0}, {"workers"}),  # a heartbeat: not the overview, not the events stream
     ({"inspection_at": 120.0}, {"workers"}),
@@ -31,7 +32,7 @@ def test_it_reports_nothing_when_nothing_changed():
     ({"collector": ("leader", False, None, "connection refused", 0)}, {"overview"}),
     ({"heartbeat_at": 102.0}, set()),  # the collector's heartbeat alone is no news…
     ({"heartbeat_at": 110.0}, {"queues"}),  # …except every 10 s, for the sampled queue depths
-], ids=["task-event", "new-task", "worker-transition", "heartbeat", "inspection", "gap", "collector",
+], ids=["task-event", "new-task", "task-log-line", "worker-transition", "heartbeat", "inspection", "gap", "collector",
         "collector-heartbeat", "queues-tick"])
 def test_it_names_the_topics_a_change_touches(change, topics):
     assert changed_topics(BASE, with_(**change)) == topics
