@@ -11,6 +11,8 @@ import os
 from celery import Celery
 from celery.schedules import crontab
 
+import webui.agent
+
 BROKER_URL = os.environ.get("WEBUI_TEST_BROKER", "redis://127.0.0.1:6379/1")
 TOKEN = os.environ.get("WEBUI_TEST_BEAT_TOKEN", "beat-token")
 
@@ -31,3 +33,4 @@ app.conf.update(
                             "kwargs": {"report": "morning", "token": TOKEN}, "options": {"queue": "celery"}},
     },
 )
+webui.agent.install_from_settings(app)  # with WEBUI_AGENT_URL set: the companion stamps each fire

@@ -19,7 +19,7 @@ from typing import Any
 
 from celery import Celery, signals
 
-from webui.agent import logs, records
+from webui.agent import beat, logs, records
 from webui.agent.presence import Presence
 from webui.agent.publisher import Publisher
 
@@ -120,7 +120,7 @@ class Hooks:
                 (signals.task_failure, self.on_failure), (signals.task_retry, self.on_retry),
                 (signals.task_revoked, self.on_revoked), (signals.task_rejected, self.on_rejected),
                 (signals.task_unknown, self.on_unknown), (signals.worker_ready, self.on_worker_ready),
-                (signals.worker_shutdown, self.on_worker_shutdown)):
+                (signals.worker_shutdown, self.on_worker_shutdown), (signals.beat_init, self.on_beat_init)):
             signal.connect(_guarded(receiver), weak=False)
 
     def _mine(self, task: Any) -> bool:
@@ -131,7 +131,7 @@ class Hooks:
         if isinstance(headers, dict):
             item = records.sent(headers, exchange, routing_key)
             if item is not None:
-                self.publisher.put(item)
+                self.publisher.put({**item, **(beat.current_stamp() or {})})
 
     def on_received(self, sender: Any = None, request: Any = None, **_: Any) -> None:
         self.publisher.put(records.received(request, self._worker_name(sender)))
@@ -181,6 +181,12 @@ class Hooks:
                                     exception=None if exc is None else repr(exc))
         if item is not None:
             self.publisher.put(item)
+
+    def on_beat_init(self, sender: Any = None, **_: Any) -> None:
+        """In beat: stamp each fire with its entry and due time (webui.agent.beat)."""
+        scheduler = getattr(sender, "scheduler", None)
+        if scheduler is not None and getattr(scheduler, "app", self.app) is self.app:
+            beat.hook(scheduler, self.publisher)
 
     def on_worker_ready(self, sender: Any = None, **_: Any) -> None:
         self.hostname = self._worker_name(sender)

@@ -5,6 +5,10 @@ arguments beat sends. The store keeps `argsrepr`/`kwargsrepr` as Celery wrote th
 then masked and capped by our privacy settings, so the entry's arguments go through the same steps before they
 are compared. With `store_args` off there is nothing to compare: the task name alone decides, and when several
 entries share a task name, such a task is matched to none (guessing would invent fires).
+
+Where the companion runs in beat (webui.agent.beat), each fire's task names its entry (`detail["beat"]`): it is
+matched by that name exactly, whatever its arguments, and once an entry has a stamped fire, tasks without a
+stamp (the same task sent by hand with the same arguments) are no longer taken for its fires.
 """
 from __future__ import annotations
 
@@ -31,9 +35,13 @@ class WatchedEntry:
 
 
 class FireMatcher:
-    def __init__(self, entries: Iterable[WatchedEntry], redactor: Redactor) -> None:
+    def __init__(self, entries: Iterable[WatchedEntry], redactor: Redactor,
+                 stamped: set[EntryKey] | None = None) -> None:
         self._by_task: dict[str, list[tuple[EntryKey, set[str], str | None]]] = defaultdict(list)
+        self._by_name: dict[tuple[str, str], list[EntryKey]] = defaultdict(list)  # (entry name, task) -> keys
+        self.stamped = stamped if stamped is not None else set()  # entries with a stamped fire seen
         for entry in entries:
+            self._by_name[(entry.key[1], entry.task)].append(entry.key)
             self._by_task[entry.task].append(
                 (entry.key, _stored_args(entry.args, redactor), _stored_kwargs(entry.kwargs, redactor)))
 
@@ -41,9 +49,15 @@ class FireMatcher:
     def task_names(self) -> set[str]:
         return set(self._by_task)
 
-    def entries_for(self, name: str | None, args: str | None, kwargs: str | None) -> list[EntryKey]:
-        """The entries a task with this name and stored arguments is a fire of (usually one, or none)."""
-        candidates = self._by_task.get(name or "")
+    def entries_for(self, name: str | None, args: str | None, kwargs: str | None,
+                    stamp: str | None = None) -> list[EntryKey]:
+        """The entries a task with this name and stored arguments (and beat's stamp naming the entry, if any)
+        is a fire of (usually one, or none)."""
+        if stamp is not None:
+            keys = self._by_name.get((stamp, name or ""), [])
+            self.stamped.update(keys)
+            return list(keys)
+        candidates = [c for c in self._by_task.get(name or "", ()) if c[0] not in self.stamped]
         if not candidates:
             return []
         if args is None and kwargs is None:

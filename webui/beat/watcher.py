@@ -61,6 +61,7 @@ class BeatWatcher:
         self.ping = ping
         self.known_workers = known_workers
         self.cursor: int | None = None
+        self.stamped: set[EntryKey] = set()  # entries whose fires carry the companion's stamp (fire_matching)
 
     def run_pass(self) -> BeatPass:
         read = self.sources.read()
@@ -109,12 +110,12 @@ class BeatWatcher:
             cursor = int(top[0] or 0) if top else 0
         else:
             cursor = upto
-        matcher = FireMatcher(watched, self.redactor)
+        matcher = FireMatcher(watched, self.redactor, self.stamped)
         p = self.db.param
         rows = []
         for name in matcher.task_names:
             rows += self.db.execute_sql(
-                f"SELECT id, uuid, name, args, kwargs, sent_at, received_at, updated_at FROM task "
+                f"SELECT id, uuid, name, args, kwargs, sent_at, received_at, updated_at, detail FROM task "
                 f"WHERE name = {p} AND id <= {p} ORDER BY id DESC LIMIT {BACKFILL_PER_TASK}",
                 (name, cursor)).fetchall()
         return self._fires(matcher, rows), cursor
@@ -130,20 +131,23 @@ class BeatWatcher:
         # A row whose name is not known yet (its task-started came first) is looked at again next pass.
         waiting = [r[0] for r in heads if r[1] is None and (r[2] or 0) > now - NAME_WAIT]
         new_cursor = min(waiting) - 1 if waiting else heads[-1][0]
-        matcher = FireMatcher(watched, self.redactor)
+        matcher = FireMatcher(watched, self.redactor, self.stamped)
         ids = [r[0] for r in heads if r[1] in matcher.task_names]
         rows = []
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
             rows += self.db.execute_sql(
-                f"SELECT id, uuid, name, args, kwargs, sent_at, received_at, updated_at FROM task "
+                f"SELECT id, uuid, name, args, kwargs, sent_at, received_at, updated_at, detail FROM task "
                 f"WHERE id IN ({', '.join([p] * len(chunk))})", chunk).fetchall()
         return self._fires(matcher, rows), new_cursor
 
     def _fires(self, matcher: FireMatcher, rows: list[tuple]) -> list[FoundFire]:
         fires = []
-        for task_id, uuid, name, args, kwargs, sent_at, received_at, updated_at in rows:
-            keys = matcher.entries_for(name, args, kwargs)
+        # Stamped fires first: an entry that has one matches no unstamped task from then on.
+        stamped_rows = [(row, _stamp(row[8])) for row in rows]
+        stamped_rows.sort(key=lambda item: item[1] is None)
+        for (task_id, uuid, name, args, kwargs, sent_at, received_at, updated_at, _), stamp in stamped_rows:
+            keys = matcher.entries_for(name, args, kwargs, stamp)
             if not keys:
                 continue
             sender = self._sender(task_id)
@@ -213,6 +217,15 @@ def watch_loop(app: Celery, db: Database, writer: Any, redactor: Redactor, setti
             stop.wait(min(0.5, settings.beat_interval))
     finally:
         sources.close()
+
+
+def _stamp(detail: str | None) -> str | None:
+    """The entry name the companion stamped a fire with (webui.agent.beat), if any."""
+    if not detail or '"beat"' not in detail:
+        return None
+    beat = fastjson.loads_as(detail, dict).get("beat")
+    entry = beat.get("entry") if isinstance(beat, dict) else None
+    return entry if isinstance(entry, str) else None
 
 
 def _known_workers(db: Database) -> set[str]:

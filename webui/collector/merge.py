@@ -217,11 +217,20 @@ def _redelivery(task: TaskState, attempt: int) -> int:
 
 def _on_sent(task: TaskState, event: dict[str, Any], attempt: int, ts: float | None) -> None:
     _fill_task_fields(task, event, attempt)
+    keep_beat_stamp(task, event)
     if task.sent_at is None:
         task.sent_at = ts  # the first send: retries re-send, but the task was created then
     if _is_newer(task, attempt, 0, _RANK_PENDING):
         _begin(task, attempt)
         _set_state(task, PENDING, attempt, 0, _RANK_PENDING)
+
+
+def keep_beat_stamp(task: TaskState, event: dict[str, Any]) -> None:
+    """The entry and due time the companion in beat stamped this fire with (webui.agent.beat), if it did."""
+    entry = event.get("beat_entry")
+    if isinstance(entry, str) and entry:
+        due = event.get("beat_due")
+        task.detail["beat"] = {"entry": entry, "due": due if isinstance(due, int | float) else None}
 
 
 def _on_received(task: TaskState, event: dict[str, Any], attempt: int, ts: float | None) -> None:

@@ -43,4 +43,6 @@ def is_repeat(task: merge.TaskState, event: dict[str, Any], source: str | None) 
         events += 1
         repeat = events <= len(records)
     heard[key] = [events, records]
+    if repeat and source == merge.AGENT_SOURCE and etype == "task-sent":
+        merge.keep_beat_stamp(task, event)  # beat's task-sent event came first: the stamp only the record has
     return repeat
