@@ -75,13 +75,15 @@ def logs(task_id: str) -> tuple[str, int] | str:
 
 def _logs(task: Task) -> dict[str, Any]:
     """The captured lines by attempt, each with its offset from the attempt's first line; `live` while the
-    task runs (the panel then refreshes itself on every `tasks` change)."""
+    task runs and the monitor reads the companion's stream (the panel then refreshes itself on every `tasks`
+    change): without the companion no line can come, and the page shows no empty panel."""
     attempts = []
     for number, lines in task_queries.task_logs(task).items():
         first = next((line.at for line in lines if line.at is not None), None)
         shown = [(line, None if line.at is None or first is None else line.at - first) for line in lines]
         attempts.append((number, shown, sum(1 for line in lines if line.omitted is None)))
-    return {"attempts": attempts, "live": task.state in _RUNNING}
+    reading = bool(getattr(current_app.config.get("WEBUI_SETTINGS"), "agent_url", None))
+    return {"attempts": attempts, "live": reading and task.state in _RUNNING}
 
 
 def _invalid_id(task_id: str) -> str | None:
