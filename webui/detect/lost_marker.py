@@ -190,6 +190,8 @@ def mark_lost_loop(db: Database, writer: Any, settings: Any, *, stop: threading.
             log.info("marked %d task(s) lost: %s", len(events), ", ".join(
                 f"{e['uuid']} on {e['hostname']}" for e in events[:5]) + (" …" if len(events) > 5 else ""))
         stop.wait(CHECK_INTERVAL if presence is not None else settings.detect_interval)
+    if presence is not None:
+        presence.close()
 
 
 def _judge(db: Database, rule: str, verdicts: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:

@@ -12,7 +12,8 @@ Never judged:
   the heartbeat rules of webui.detect.lost_marker decide;
 - a worker whose last mark says it stopped cleanly (a warm shutdown finishes its tasks; same);
 - a worker still heard from by events or records (its mark failed to reach Redis, not the worker);
-- right after Redis restarted (`uptime_in_seconds` under a mark's lifetime): every mark vanished at once.
+- across a Redis restart (its `run_id` changed): every mark vanished at once; the marks seen before are
+  forgotten, and each worker is judged again once its new mark has been seen.
 A worker whose mark is present vouches for its tasks: the heartbeat rules do not mark them lost.
 """
 from __future__ import annotations
@@ -26,14 +27,13 @@ import redis
 from peewee import Database
 
 from webui.agent import HEARTBEAT_INTERVAL as MARK_INTERVAL  # the companion's refresh
-from webui.agent.presence import INTERVALS_KEPT, key
+from webui.agent.presence import key
 from webui.collector.merge import LOST_EVENT
 from webui.detect import phrasing
 
 log = logging.getLogger(__name__)
 
 CHECK_INTERVAL = 2.0  # seconds between two reads of the marks
-MARK_LIFETIME = MARK_INTERVAL * INTERVALS_KEPT
 MAX_WORKERS = 500  # marks read per check
 
 
@@ -51,9 +51,14 @@ class PresenceWatch:
         self.client: Any = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
         self.seen: dict[str, Mark] = {}
         self.alive: set[str] = set()  # workers whose mark was present at the last check
+        self.run_id: str | None = None  # the Redis server the marks in `seen` were read from
+
+    def close(self) -> None:
+        self.client.close()
 
     def check(self, db: Database, now: float) -> list[dict[str, Any]]:
         """`task-lost` events for the STARTED tasks of workers whose mark expired (see the module docstring)."""
+        self.alive = set()  # vouched for only by a read that succeeds: Redis down must not shield a dead worker
         if db.execute_sql("SELECT 1 FROM collector_gap WHERE ended_at IS NULL LIMIT 1").fetchone():
             return []  # the monitor is blind: "nothing heard since" proves nothing
         rows = db.execute_sql(
@@ -61,25 +66,22 @@ class PresenceWatch:
             ("STARTED", MAX_WORKERS)).fetchall()
         workers = sorted(row[0] for row in rows)
         if not workers:
-            self.alive = set()
             return []
         values = self.client.mget([key(worker) for worker in workers])
+        run_id = self.client.info("server").get("run_id")
+        if run_id != self.run_id:
+            self.seen, self.run_id = {}, run_id  # a restarted Redis lost every mark: nothing to conclude
         gone = []
         for worker, value in zip(workers, values, strict=True):
             mark = _parse(value)
             if mark is not None:
                 self.seen[worker] = mark
+                if not mark.stopped:
+                    self.alive.add(worker)
             elif worker in self.seen and not self.seen[worker].stopped:
                 gone.append(worker)
-        self.alive = {w for w, v in zip(workers, values, strict=True) if v is not None and w not in gone}
         self.seen = {w: m for w, m in self.seen.items() if w in workers}
-        if not gone or self._redis_restarted():
-            return []
-        return self._verdicts(db, gone, now)
-
-    def _redis_restarted(self) -> bool:
-        uptime = self.client.info("server").get("uptime_in_seconds")
-        return isinstance(uptime, int) and uptime < 2 * MARK_LIFETIME
+        return self._verdicts(db, gone, now) if gone else []
 
     def _verdicts(self, db: Database, gone: list[str], now: float) -> list[dict[str, Any]]:
         p = db.param
