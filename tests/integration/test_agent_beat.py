@@ -35,10 +35,12 @@ def test_fires_are_stamped_with_their_due_time_and_matched_by_the_stamp(
             task = store.task(fire["task_uuid"]) or {}
             stamps.append(((task.get("detail") or {}).get("beat"), task.get("sent_at")))
         assert all(stamp and stamp["entry"] == "echo-every-2s" for stamp, _ in stamps), stamps
-        # An interval entry is due its period after its previous run (Celery's schedule is relative to it).
+        # An interval entry is due its period after its previous run (Celery's schedule is relative to it). Beat
+        # marks the run just before it publishes, so the previous task-sent lags it a little (more on a busy
+        # machine), never the other way round.
         fired = sorted((stamp["due"], sent_at) for stamp, sent_at in stamps)
         after_previous = [due - previous_sent for (due, _), (_, previous_sent) in zip(fired[1:], fired, strict=False)]
-        assert after_previous and all(gap == pytest.approx(2.0, abs=0.05) for gap in after_previous), fired
+        assert after_previous and all(1.7 <= gap <= 2.05 for gap in after_previous), fired
         assert all(0 <= sent_at - due < 1.5 for due, sent_at in fired), fired  # sent when due, by beat's loop
 
         # The same task with the same arguments, sent by hand: by name and arguments a fire, by stamp none.

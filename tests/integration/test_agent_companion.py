@@ -81,7 +81,9 @@ def send(sender: Celery, name: str, *args: object, **options: object) -> str:
 
 
 def event_types(store: StoreReader, uuid: str) -> list[str]:
-    return [e["type"] for e in store.events(uuid)]
+    """In the order they happened: the worker's process and its pool process each publish their own records,
+    so a task's `task-started` (pool) can reach the stream before its `task-received` (worker)."""
+    return [e["type"] for e in sorted(store.events(uuid), key=lambda e: (e["timestamp"] or 0.0, e["seq"]))]
 
 
 def wait_states(store: StoreReader, expected: dict[str, str], timeout: float = 30.0) -> None:

@@ -4,12 +4,15 @@ A worker that sends task events and runs the companion (webui.agent) reports eve
 event over PUB/SUB and as a record through the stream. Both are first-hand (merge.FIRST_HAND_SOURCES), so each
 alone moves the task on; together they must count once in the event log, the rollups and /metrics.
 
-The rule: a report is identified by (type, attempt, hostname) — the attempt being the record's own `retries`
-(the companion always knows it) or, for an event, the attempt the merge rules give it. For each such key a task
-keeps how many events and which records (by timestamp) it merged, in `detail["heard"]`. The n-th report of a key
-from one source is a repeat when the other source already gave n: whichever comes first is merged, the second is
-dropped before merging (not logged, not counted). Two real executions of the same attempt on one host (a
-duplicate delivery) are reported twice by both, so both survive. A record delivered again by the stream (a
+The rule: a report is identified by (type, hostname), and the n-th report of a key from one source is a repeat
+when the other source already gave n: whichever comes first is merged, the second is dropped before merging (not
+logged, not counted). For each key a task keeps how many events and which records (by timestamp) it merged, in
+`detail["heard"]`. Both sources report every occurrence once, in order, so counting pairs them whatever the
+attempt: a retried task's second start is the second of each. (Keying by attempt too paired wrongly: an event
+carries no attempt of its own, and one that arrived after the record of the next attempt's `task-received` was
+given that attempt — a retried task's start and retry were then counted twice.) Two real executions on one
+host (a duplicate delivery) are reported twice by both, so both survive; a record the companion dropped is
+covered by its event, and an event PUB/SUB lost by its record. A record delivered again by the stream (a
 collector killed before acknowledging) has a timestamp already listed, and is a repeat however it paired.
 
 Only done while the collector reads the companion's stream (`agent_url`): without it nothing is kept per task.
@@ -30,7 +33,7 @@ def is_repeat(task: merge.TaskState, event: dict[str, Any], source: str | None) 
     etype = event["type"]
     if etype not in PAIRED_TYPES or source not in merge.FIRST_HAND_SOURCES:
         return False
-    key = f"{etype}:{merge.event_attempt(task, etype, event, source)}:{event.get('hostname') or ''}"
+    key = f"{etype}:{event.get('hostname') or ''}"
     heard = task.detail.setdefault(HEARD, {})
     events, records = heard.get(key) or (0, [])
     if source == merge.AGENT_SOURCE:
