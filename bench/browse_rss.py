@@ -54,7 +54,7 @@ def free_port() -> int:
 
 
 def process_tree(root: int) -> dict[int, str]:
-    """{pid: command line} of `root` and every descendant."""
+    """{pid: "[name] command line"} of `root` and every descendant."""
     parents: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -73,7 +73,9 @@ def process_tree(root: int) -> dict[int, str]:
     found = {}
     for pid in tree:
         try:
-            found[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:120]
+            # The process name first: the collector's own process has the command line of `webui serve`.
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
+            found[pid] = f"[{name}] " + Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:120]
         except OSError:
             continue
     return found
@@ -95,11 +97,8 @@ def role(pid: int, root: int, command: str) -> str:
         return "gunicorn arbiter"
     if "webui.collector.reader" in command:
         return "collector reader"
-    try:
-        if Path(f"/proc/{pid}/comm").read_text().strip() == "webui-collector":  # webui.collector_process
-            return "collector"
-    except OSError:
-        pass
+    if command.startswith("[webui-collector]"):  # webui.collector_process
+        return "collector"
     return "gunicorn worker"
 
 
