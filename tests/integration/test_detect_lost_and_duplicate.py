@@ -96,8 +96,9 @@ def test_a_task_whose_worker_is_killed_becomes_lost_and_the_worker_offline(
     assert task["failed_at"] is None and task["exception"] is None
     verdict = store.events(result.id)[-1]
     assert (verdict["type"], verdict["source"], verdict["hostname"]) == ("task-lost", "detector", worker.hostname)
-    # Offline after 2 missed 1 s heartbeats (on the writer's 1 s sweep), lost one window later, on a 1 s pass.
-    assert offline_after < 5 and lost_after < 10
+    # Offline after 2 missed 1 s heartbeats (on the writer's 1 s sweep), lost one window later, on a 1 s pass,
+    # once inspect confirmed it (the worker does not answer, nobody lists the task): 9-10 s on a quiet machine.
+    assert offline_after < 5 and lost_after < 15
 
     page = server.get(f"/task/{result.id}").body
     assert "badge state-lost" in page and 'id="lost-warning"' in page and "the monitor&#39;s verdict" in page
