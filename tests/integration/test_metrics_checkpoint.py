@@ -219,18 +219,20 @@ def test_two_processes_agree_with_a_brute_force_count_across_a_failover_and_a_re
         with store.connection_context():
             return checkpoint() is not None
 
-    first = serve()
-    wait_for(checkpointed, timeout=30, message="the leading collector never advanced the checkpoint")
-    second = serve()  # its collector stands by
-    a, b = task_series(first), task_series(second)
-    assert a == b and sent_and_failed(a) == truth
+    try:
+        first = serve()
+        wait_for(checkpointed, timeout=30, message="the leading collector never advanced the checkpoint")
+        second = serve()  # its collector stands by
+        a, b = task_series(first), task_series(second)
+        assert a == b and sent_and_failed(a) == truth
 
-    first.kill(signal.SIGKILL)
-    wait_for(lambda: "collector leading" in second.log_text(), timeout=15, message="the standby never led")
-    with store.connection_context():
-        fill(first_id=401, count=100, start=time.time() - 1200)  # new tasks, some of them settled already
-        truth = brute_series(expected(store))
-    restarted = serve()
-    a, b = task_series(restarted), task_series(second)
-    assert a == b and sent_and_failed(a) == truth
-    close_database(store)
+        first.kill(signal.SIGKILL)
+        wait_for(lambda: "collector leading" in second.log_text(), timeout=15, message="the standby never led")
+        with store.connection_context():
+            fill(first_id=401, count=100, start=time.time() - 1200)  # new tasks, some of them settled already
+            truth = brute_series(expected(store))
+        restarted = serve()
+        a, b = task_series(restarted), task_series(second)
+        assert a == b and sent_and_failed(a) == truth
+    finally:
+        close_database(store)  # a failed assertion must not leave it to the garbage collector
