@@ -16,6 +16,10 @@ from celery.schedules import schedule
 import webui.agent
 from webui.agent import beat
 
+# A new app takes in every shared task defined so far in this process (Celery's finalize): after the test modules
+# that build tests.dupapp's app twice, that is a DuplicateTaskNameWarning about their tasks, not about beat.
+pytestmark = pytest.mark.filterwarnings("ignore::celery.exceptions.DuplicateTaskNameWarning")
+
 
 def records(url: str, stream: str) -> list[dict]:
     client = redis.Redis.from_url(url)
