@@ -15,8 +15,12 @@ The contract pages build on
 - Messages on the socket, JSON: `{"type": "hello", "topics": [...]}` once, `{"type": "changed",
   "topics": [...]}` at most once every `live_interval` seconds (0.5), `{"type": "ping"}` every 25 s. Beyond
   `live_max_sockets` sockets in one process the server closes with code 1013 and a reason; the page then polls.
-- When the socket is down (or over the cap) live.js dispatches every topic every 10 s instead, and once on
-  every reconnect, so a page never freezes silently; the top-bar pause button stops all dispatching.
+- When the socket is down (or over the cap) live.js dispatches every topic every 10 s instead, so a page never
+  freezes silently; the top-bar pause button stops all dispatching.
+- Nothing falls between the page's render and its socket: the page carries the store's change markers as read
+  before its queries ran (`<body data-live-mark>`, `encode_mark`), the socket hands them back (`?since=`),
+  and the hub's first look after it subscribed tells it what changed since (`Subscription.catch_up`). A
+  socket without a readable mark (a reconnect, whose page may have missed anything) is told every topic once.
 
 How changes are noticed: the collector may be another process or host, and the store is the only meeting
 point, so the hub reads the store's change markers (`read_snapshot`). Each is a MAX over a primary key or an
@@ -30,6 +34,8 @@ Nothing is read, and no LISTEN connection is held, while no socket is open.
 """
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import math
 import threading
@@ -66,6 +72,37 @@ class Snapshot:
     gaps: tuple[Any, ...] = ()  # (MAX(id), closed count) of collector_gap
     collector: tuple[Any, ...] = ()  # the collector's leader, connection, warning, error and drop count
     heartbeat_at: float | None = None
+
+
+_MARK_FIELDS = tuple(Snapshot.__dataclass_fields__)
+_TUPLE_FIELDS = ("gaps", "collector")
+MAX_MARK_LENGTH = 2000  # a mark of ours is a few hundred characters; anything longer is not one
+
+
+def encode_mark(snapshot: Snapshot) -> str:
+    """The snapshot as URL-safe text, for a page to hand back to `/ws/live?since=`."""
+    values = [getattr(snapshot, name) for name in _MARK_FIELDS]
+    return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_mark(text: str | None) -> Snapshot | None:
+    """The snapshot a page was rendered at, or None when `text` is not a mark of ours (absent, cut, forged)."""
+    if not text or len(text) > MAX_MARK_LENGTH:
+        return None
+    try:
+        values = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except (ValueError, TypeError):
+        return None
+    if not isinstance(values, list) or len(values) != len(_MARK_FIELDS):
+        return None
+    fields = dict(zip(_MARK_FIELDS, values, strict=True))
+    for name in _TUPLE_FIELDS:
+        if not isinstance(fields[name], list):
+            return None
+        fields[name] = tuple(fields[name])
+    if any(isinstance(v, (dict, list)) for v in fields.values()):
+        return None
+    return Snapshot(**fields)
 
 
 def changed_topics(before: Snapshot, after: Snapshot, queues_every: float = QUEUES_EVERY) -> set[str]:
@@ -139,12 +176,30 @@ class Throttle:
 
 
 class Subscription:
-    """One socket's mailbox: the hub offers topics, the socket's thread waits for them, throttled."""
+    """One socket's mailbox: the hub offers topics, the socket's thread waits for them, throttled.
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, interval: float = SEND_INTERVAL) -> None:
+    `baseline` is the snapshot the socket's page was rendered at (None: unknown). The hub's first look after
+    the subscription compares it with what it reads, so a change between the render and the socket is told,
+    then clears it (`catch_up`)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, interval: float = SEND_INTERVAL,
+                 baseline: Snapshot | None = None) -> None:
         self._clock = clock
         self._throttle = Throttle(interval)
         self._ready = threading.Condition()
+        self._baseline: Snapshot | None = baseline
+        self._caught_up = False
+
+    def catch_up(self, current: Snapshot) -> None:
+        """Offer what changed between the page's render and `current` (every topic when that is unknown);
+        once: later looks offer only what changed between looks."""
+        if self._caught_up:
+            return
+        self._caught_up = True
+        baseline, self._baseline = self._baseline, None
+        topics = TOPICS if baseline is None else changed_topics(baseline, current)
+        if topics:
+            self.offer(topics)
 
     def offer(self, topics: Iterable[str]) -> None:
         with self._ready:
@@ -200,12 +255,13 @@ class LiveHub:
         with self._lock:
             return len(self._subscribers)
 
-    def subscribe(self) -> Subscription | None:
-        """A new mailbox, or None when this process already serves `max_sockets` sockets."""
+    def subscribe(self, baseline: Snapshot | None = None) -> Subscription | None:
+        """A new mailbox (told first what changed since `baseline`), or None when this process already serves
+        `max_sockets` sockets."""
         with self._lock:
             if len(self._subscribers) >= self.max_sockets:
                 return None
-            subscription = Subscription(interval=self.send_interval)
+            subscription = Subscription(interval=self.send_interval, baseline=baseline)
             self._subscribers.add(subscription)
             if self._thread is None:  # started lazily: after gunicorn's fork, in the process that serves
                 self._thread = threading.Thread(target=self._run, name="webui-live-hub", daemon=True)
@@ -245,10 +301,8 @@ class LiveHub:
                 continue
             current = self._poll()
             if current is not None:
-                if previous is not None:
-                    topics = changed_topics(previous, current)
-                    if topics:
-                        self._fan_out(topics)
+                topics = changed_topics(previous, current) if previous is not None else set()
+                self._fan_out(topics, current)
                 previous = current
             # Woken early by a commit (the change feed), a new socket or stop(); commits that arrive while the
             # snapshot is read set the event again, so none is missed and a burst costs one look.
@@ -271,11 +325,13 @@ class LiveHub:
             self._failing = False
         return snapshot
 
-    def _fan_out(self, topics: set[str]) -> None:
+    def _fan_out(self, topics: set[str], current: Snapshot) -> None:
         with self._lock:
             subscribers = list(self._subscribers)
         for subscription in subscribers:
-            subscription.offer(topics)
+            subscription.catch_up(current)  # a new socket: what changed since its page was rendered
+            if topics:
+                subscription.offer(topics)
 
     def _release_connection(self) -> None:
         try:

@@ -46,7 +46,11 @@
     // Flask builds a WebSocket route's URL as ws://<host>/<prefix>/ws/live: keep its path (the prefix), and
     // take the host and scheme from the page, which the browser knows better behind a proxy.
     var path = new URL(document.body.dataset.liveUrl, location.href).pathname;
-    return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + path;
+    // The store's state when the page was rendered: the server first tells what changed since (the first
+    // connection only; a reconnect refreshes everything anyway).
+    var mark = document.body.dataset.liveMark;
+    var query = mark && !everConnected ? "?since=" + encodeURIComponent(mark) : "";
+    return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + path + query;
   }
 
   function connect() {
@@ -62,13 +66,13 @@
       var message;
       try { message = JSON.parse(event.data); } catch (error) { return; }
       if (message.type === "hello") {
-        var again = everConnected;
+        // No catching up here: the server's first message tells what changed since the page's mark, or
+        // every topic after a reconnect (no mark sent), so nothing that changed meanwhile is missed.
         everConnected = true;
         attempts = 0;
         closeReason = "";
         state = "live";
         show();
-        if (again) { dispatch(TOPICS); }  // catch up on whatever changed while the socket was down
       } else if (message.type === "changed" && Array.isArray(message.topics)) {
         dispatch(message.topics);
       }

@@ -10,28 +10,45 @@ import pytest
 import simple_websocket
 
 from tests import celeryapp as tasks
+from tests.support.waiting import wait_for
 from tests.support.websocket import Client, messages_until
 
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
-def connect(server, origin: str | None = None, **headers: str) -> Client:
+def connect(server, origin: str | None = None, query: str = "", **headers: str) -> Client:
     if origin is not None:
         headers["Origin"] = origin
-    return Client.connect(f"ws://127.0.0.1:{server.port}/ws/live", headers=headers)
+    return Client.connect(f"ws://127.0.0.1:{server.port}/ws/live{query}", headers=headers)
 
 
-def same_site(server) -> Client:
-    return connect(server, origin=server.url)
+def same_site(server, query: str = "") -> Client:
+    return connect(server, origin=server.url, query=query)
+
+
+def page_mark(server, path: str = "/events") -> str:
+    match = re.search(r'data-live-mark="([^"]+)"', server.get(path).body)
+    assert match, f"{path} carries no live mark"
+    return match.group(1)
+
+
+def drain(ws, seconds: float) -> list[dict]:
+    received, deadline = [], time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        raw = ws.receive(timeout=0.2)
+        if raw is not None:
+            received.append(json.loads(raw))
+    return received
 
 
 def test_running_a_task_announces_tasks_and_events(server):
-    ws = same_site(server)
+    ws = same_site(server, "?since=" + page_mark(server))
     try:
         hello = json.loads(ws.receive(timeout=5))
         assert hello == {"type": "hello", "topics": ["tasks", "events", "workers", "overview", "queues"]}
-        # Worker heartbeats may announce `workers` first; a task must announce tasks and events.
-        time.sleep(1.5)  # let the hub take its first snapshot
+        # Worker heartbeats may announce `workers` first, and the catch-up since the page a worker coming
+        # online (the collector has just started); a task must announce tasks and events.
+        drain(ws, 1.5)
         tasks.add.delay(2, 3)
         seen = messages_until(ws, lambda m: m["type"] == "changed" and {"tasks", "events"} <= set(m["topics"]))
         changed = [m for m in seen if m["type"] == "changed"]
@@ -48,6 +65,9 @@ def test_messages_come_at_most_once_per_live_interval(worker, database_url, run_
     ws = same_site(server)
     try:
         ws.receive(timeout=5)  # hello
+        # No page mark: first, every topic once. Waited for here, so that its time of arrival is not the
+        # time it was read out of the buffer.
+        messages_until(ws, lambda m: m["type"] == "changed", timeout=5)
         for i in range(20):
             tasks.add.delay(i, i)
         arrivals = []
@@ -93,6 +113,28 @@ def test_a_socket_over_the_cap_is_closed_with_a_reason(worker, database_url, run
         assert "live updates are full" in closed.value.message
     finally:
         first.close()
+
+
+@SQLITE_ONLY
+def test_a_change_between_a_page_and_its_socket_is_told_first(server):
+    # The page is rendered, then a task runs and is stored, and only then does the page's socket connect:
+    # the hub's first look already includes the task, so only the page's mark can tell the socket.
+    mark = page_mark(server, "/events")
+    result = tasks.add.delay(4, 4)
+    wait_for(lambda: '"SUCCESS"' in server.get(f"/api/task/info/{result.id}").body, timeout=20,
+             message="the task was never stored")
+    ws = same_site(server, "?since=" + mark)
+    try:
+        seen = messages_until(ws, lambda m: m["type"] == "changed" and {"tasks", "events"} <= set(m["topics"]),
+                              timeout=5)
+        assert [m["type"] for m in seen][:1] == ["hello"]
+    finally:
+        ws.close()
+    ws = same_site(server, "?since=" + "x" * 3000)  # no mark of ours (a reconnect sends none): everything once
+    try:
+        messages_until(ws, lambda m: m["type"] == "changed" and len(m["topics"]) == 5, timeout=5)
+    finally:
+        ws.close()
 
 
 @SQLITE_ONLY

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from webui.live import LiveHub, Snapshot, Subscription, Throttle, changed_topics
+from webui.live import TOPICS, LiveHub, Snapshot, Subscription, Throttle, changed_topics, decode_mark, encode_mark
 from webui.views.live import origin_problem
 
 BASE = Snapshot(task_event_received=100.0, task_max_id=7, worker_event_max_id=3, worker_last_seen=99.0,
@@ -81,7 +81,7 @@ def test_the_hub_fans_changes_out_to_every_socket_and_caps_them():
     snapshots = iter([BASE] + [with_(task_event_received=200.0)] * 1000)
     hub = LiveHub(FakeDb(), max_sockets=2, interval=0.02, read=lambda db: next(snapshots))
     try:
-        first, second = hub.subscribe(), hub.subscribe()
+        first, second = hub.subscribe(baseline=BASE), hub.subscribe(baseline=BASE)
         assert first and second
         assert hub.subscribe() is None  # over the cap
         assert first.wait(timeout=3) == ["events", "overview", "tasks"]
@@ -103,8 +103,36 @@ def test_the_hub_survives_a_failing_store():
 
     hub = LiveHub(FakeDb(), max_sockets=1, interval=0.02, read=read)
     try:
-        subscription = hub.subscribe()
+        subscription = hub.subscribe(baseline=BASE)
         assert subscription and subscription.wait(timeout=3) == ["events", "overview", "workers"]
+    finally:
+        hub.stop()
+
+
+def test_a_mark_comes_back_as_the_snapshot_it_was():
+    assert decode_mark(encode_mark(BASE)) == BASE
+    assert decode_mark(encode_mark(Snapshot())) == Snapshot()  # an empty store
+
+
+@pytest.mark.parametrize("text", [None, "", "not base64 at all!", encode_mark(BASE)[:-7], "W10", "e30",
+                                  "x" * 5000, "WzEsMiwzLDQsNSw2LDcsOCw5XQ"])  # W10: [], e30: {}, last: 9 ints
+def test_a_mark_that_is_not_ours_is_none(text):
+    assert decode_mark(text) is None
+
+
+def test_a_new_socket_is_told_what_changed_since_its_page_was_rendered():
+    # The page was rendered at BASE; a task event was stored before its socket subscribed. The hub's first
+    # look already sees it, so comparing looks alone would never tell this socket.
+    hub = LiveHub(FakeDb(), max_sockets=3, interval=0.02, read=lambda db: with_(task_event_received=150.0))
+    try:
+        behind = hub.subscribe(baseline=BASE)
+        current = hub.subscribe(baseline=with_(task_event_received=150.0))
+        unknown = hub.subscribe()
+        assert behind and current and unknown
+        assert behind.wait(timeout=3) == ["events", "overview", "tasks"]
+        assert unknown.wait(timeout=3) == sorted(TOPICS)  # no mark (a reconnect): everything, once
+        assert current.wait(timeout=0.3) == []  # nothing changed since its page
+        assert behind.wait(timeout=0.3) == [] and unknown.wait(timeout=0.3) == []  # once only
     finally:
         hub.stop()
 

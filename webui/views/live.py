@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Flask, Response, current_app, g, request
 from flask_sock import Sock
 
-from webui.live import SHUTTING_DOWN, TOPICS, LiveHub
+from webui.live import SHUTTING_DOWN, TOPICS, LiveHub, decode_mark, encode_mark, read_snapshot
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("live", __name__)
 sock = Sock()
@@ -18,6 +21,9 @@ PING_INTERVAL = 25.0  # seconds: keeps proxies from closing an idle socket, and 
 CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_GOING_AWAY = 1001
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+# The pages with live parts (an element with data-live). Another page's socket has no mark and is told every
+# topic once, which is safe, only one fetch more.
+LIVE_PAGES = frozenset({"home", "tasks", "task", "events", "queues", "workers"})
 
 
 def init_app(app: Flask) -> None:
@@ -29,6 +35,18 @@ def init_app(app: Flask) -> None:
                                                send_interval=settings.live_interval)
     app.register_blueprint(bp)
     sock.init_app(app)
+    app.before_request(_mark_live_page)
+    app.context_processor(lambda: {"live_mark": g.get("live_mark", "")})
+
+
+def _mark_live_page() -> None:
+    """Before a live page's own queries: the store's change markers, for its socket to hand back (webui.live)."""
+    if request.method != "GET" or request.blueprint not in LIVE_PAGES or request.headers.get("HX-Request"):
+        return
+    try:
+        g.live_mark = encode_mark(read_snapshot(current_app.config["WEBUI_DATABASE"]))
+    except Exception as exc:  # noqa: BLE001 - the page says what is wrong with the store in its own way
+        log.debug("no live mark for this page: %s", exc)
 
 
 def origin_problem(origin: str | None, host: str) -> str | None:
@@ -67,7 +85,7 @@ def socket(ws: Any) -> None:
     """Say hello, then the changed topics as they come (at most every `live_interval` seconds), a ping every 25 s."""
     hub: LiveHub = current_app.extensions["webui_live_hub"]
     _release_database()
-    subscription = hub.subscribe()
+    subscription = hub.subscribe(baseline=decode_mark(request.args.get("since")))
     if subscription is None:
         ws.close(reason=CLOSE_TRY_AGAIN_LATER,
                  message=f"live updates are full on this server process ({hub.max_sockets} sockets); polling")
