@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlparse
 
-from peewee import Database, DatabaseProxy, SqliteDatabase
-from playhouse.pool import PooledDatabase, PooledPostgresqlDatabase, PooledSqliteDatabase
+from peewee import Database, DatabaseProxy, SqliteDatabase, _NoopLock
+from playhouse.pool import PoolConnection, PooledDatabase, PooledPostgresqlDatabase, PooledSqliteDatabase
 
 from webui.settings import mask_url_password
 
@@ -69,18 +70,35 @@ def _open_sqlite(path: str, url: str) -> SqliteDatabase:
 
 # Closed SQLite connections parked for the next request, at most this many at a time. Opening one (the file,
 # the WAL index, seven pragmas) was a fifth of a request's CPU under load; each parked connection keeps its page
-# cache (up to `cache_size`), so a few cover the requests a process runs at once on its cores and the rest close.
-SQLITE_PARKED = 4
+# cache (up to `cache_size`), so enough cover the requests a process runs at once and the rest close.
+SQLITE_PARKED = 8
 SQLITE_STALE_AFTER = 300  # seconds: a connection older than this is closed, not parked, so its cache is given back
 
 
 class ParkingSqliteDatabase(PooledSqliteDatabase):
     """SQLite whose `close()` parks the connection for the next `connect()` (of any thread), up to
-    `SQLITE_PARKED`. A connection is parked only outside a transaction (peewee's pool rolls back one left open)."""
+    `SQLITE_PARKED`. A connection is parked only outside a transaction (peewee's pool rolls back one left open).
+
+    Connections are opened and closed outside any lock. peewee holds one lock per database around every
+    thread's `connect()` and `close()`, and its pool another around the opening and closing of the driver's
+    connection: under load (bench/load.py) a third of a UI process's request threads were waiting there, for
+    one another's `sqlite3.connect()` and pragmas. What those locks guard is each thread's own (`_state`, a
+    thread-local) or the pool's lists, which the pool's lock still guards, only no longer across the opening."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._lock = _NoopLock()  # see the class's docstring
         self.never_parked: set[int] = set()  # ids of open connections to close, not park (no weakref to them)
+
+    def _connect(self) -> sqlite3.Connection:
+        with self._pool_lock:
+            if self._connections:
+                return super()._connect()  # a parked one (or, were they all stale, a new one: rare)
+        conn = SqliteDatabase._connect(self)  # type: ignore[attr-defined]
+        now = time.time()
+        with self._pool_lock:
+            self._in_use[self.conn_key(conn)] = PoolConnection(now, conn, now)
+        return conn
 
     def _close(self, conn: sqlite3.Connection, close_conn: bool = False) -> None:
         with self._pool_lock:
@@ -89,7 +107,11 @@ class ParkingSqliteDatabase(PooledSqliteDatabase):
                 close_conn = True
             elif len(self._connections) >= SQLITE_PARKED:
                 close_conn = True
-            super()._close(conn, close_conn)
+            if not close_conn:
+                super()._close(conn, close_conn)  # parks it, unless it is stale
+                return
+            self._in_use.pop(self.conn_key(conn), None)
+        self._close_raw(conn)
 
 
 def _open_postgresql(parsed) -> PooledPostgresqlDatabase:

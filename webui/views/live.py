@@ -21,9 +21,10 @@ PING_INTERVAL = 25.0  # seconds: keeps proxies from closing an idle socket, and 
 CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_GOING_AWAY = 1001
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
-# The pages with live parts (an element with data-live). Another page's socket has no mark and is told every
-# topic once, which is safe, only one fetch more.
-LIVE_PAGES = frozenset({"home", "tasks", "task", "events", "queues", "workers"})
+# The pages with live parts (an element with data-live), not their fragments. Another page's socket has no
+# mark and is told every topic once, which is safe, only one fetch more.
+LIVE_PAGES = frozenset({"home.index", "tasks.index", "task.detail", "events.index", "queues.index",
+                        "queues.detail", "workers.index", "workers.detail"})
 
 
 def init_app(app: Flask) -> None:
@@ -41,7 +42,7 @@ def init_app(app: Flask) -> None:
 
 def _mark_live_page() -> None:
     """Before a live page's own queries: the store's change markers, for its socket to hand back (webui.live)."""
-    if request.method != "GET" or request.blueprint not in LIVE_PAGES or request.headers.get("HX-Request"):
+    if request.method != "GET" or request.endpoint not in LIVE_PAGES or request.headers.get("HX-Request"):
         return
     try:
         g.live_mark = encode_mark(read_snapshot(current_app.config["WEBUI_DATABASE"]))
