@@ -84,6 +84,27 @@ def progress_steps(steps: int, pause: float) -> int:
     return steps
 
 
+@app.task(webui_progress_every=2)
+def promise_then_sleep(reports: int, sleep: float) -> int:
+    """Promises progress every 2 s (the task option), reports `reports` times 1.2 s apart, then goes silent for
+    `sleep` seconds: the promise breaks while it still runs."""
+    for step in range(1, reports + 1):
+        time.sleep(1.2)
+        webui.agent.report_progress(step, 10, f"step {step}")
+    time.sleep(sleep)
+    return reports
+
+
+@app.task
+def promise_and_keep_it(reports: int, pause: float) -> int:
+    """Promises progress every 2 s from inside (expect_progress) and keeps it: a report every `pause` seconds."""
+    webui.agent.expect_progress(2)
+    for step in range(1, reports + 1):
+        time.sleep(pause)
+        webui.agent.report_progress(step, reports + 1, f"step {step}")
+    return reports
+
+
 @app.task(bind=True)
 def log_lines(self: Task, count: int, text: str = "line", pause: float = 0.0) -> int:
     """Logs `count` lines, alternately through the task logger and a module logger (the root's way), for the

@@ -12,6 +12,7 @@ Importable without Flask, peewee or any database driver: worker images need only
 """
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -64,28 +65,82 @@ def install_from_settings(app: Celery) -> Publisher | None:
 
 
 _last_progress: dict[str, float] = {}  # task id -> monotonic time of its last progress record (this process)
+_promised: dict[str, float] = {}  # task id -> the promise it last sent, seconds (this process)
+_log = logging.getLogger(__name__)
 
 
-def report_progress(current: float, total: float | None = None, message: str | None = None) -> bool:
+def report_progress(current: float, total: float | None = None, message: str | None = None, *,
+                    expect_every: float | None = None) -> bool:
     """From inside a task: how far it got (`current` of `total`), shown as a progress bar with an estimated
     finish on the task page. At most one record a second per task, and always the one where current reaches
-    total. Returns whether it was recorded: False outside a task, without the companion, or rate-limited."""
+    total, or that makes or changes a promise. `expect_every`: promise the next report within that many seconds,
+    as `expect_progress` does. Returns whether it was recorded: False outside a task, without the companion, or
+    rate-limited."""
+    every = None if expect_every is None else promise_seconds(expect_every)
+    publisher, request = _running_task()
+    if publisher is None:
+        return False
+    now = time.monotonic()
+    finished = total is not None and current >= total
+    changes_promise = every is not None and _promised.get(request.id) != every
+    if not (finished or changes_promise) and now - _last_progress.get(request.id, -PROGRESS_EVERY) < PROGRESS_EVERY:
+        return False
+    _last_progress[request.id] = now
+    if finished:
+        _last_progress.pop(request.id, None)
+    if every is not None:
+        _promised[request.id] = every
+    publisher.put(records.progress(request, current, total, message, every))
+    return True
+
+
+def expect_progress(every: float | None) -> bool:
+    """From inside a task: promise a progress report (`report_progress`) at least every `every` seconds from
+    now on, so the UI calls the task stalled exactly when the promise is broken, instead of by a threshold guessed
+    from its name's runtimes; None withdraws the promise (before a phase that cannot report). Also a task option:
+    `@app.task(webui_progress_every=30)` promises from the start of every run. Raises ValueError for an
+    interval under a second (the reports' rate limit); returns whether it was recorded (False outside a task or
+    without the companion)."""
+    seconds = None if every is None else promise_seconds(every)
+    publisher, request = _running_task()
+    if publisher is None:
+        return False
+    _promise(publisher, request, seconds)
+    return True
+
+
+def promise_seconds(every: Any) -> float:
+    """A promised interval, checked: a number of seconds, at least PROGRESS_EVERY (a shorter one could not be
+    kept: report_progress sends at most one record per PROGRESS_EVERY)."""
+    if isinstance(every, bool) or not isinstance(every, int | float) or not every >= PROGRESS_EVERY:
+        raise ValueError(f"a progress promise is a number of seconds, at least {PROGRESS_EVERY:g}; not {every!r}")
+    return float(every)
+
+
+def _promise(publisher: Publisher, request: Any, every: float | None) -> None:
+    if every is None:
+        _promised.pop(request.id, None)
+    else:
+        _promised[request.id] = every
+    publisher.put(records.promise(request, every))
+
+
+def _running_task() -> tuple[Any, Any]:
+    """The companion's publisher and the request of the task running in this thread, or (None, None)."""
     from celery import current_task
 
     task = current_task._get_current_object() if current_task else None
     publisher = getattr(getattr(task, "app", None), "_webui_agent", None)
     request = getattr(task, "request", None)
     if publisher is None or request is None or not isinstance(getattr(request, "id", None), str):
-        return False
-    now = time.monotonic()
-    finished = total is not None and current >= total
-    if not finished and now - _last_progress.get(request.id, -PROGRESS_EVERY) < PROGRESS_EVERY:
-        return False
-    _last_progress[request.id] = now
-    if finished:
-        _last_progress.pop(request.id, None)
-    publisher.put(records.progress(request, current, total, message))
-    return True
+        return None, None
+    return publisher, request
+
+
+def _forget(task_id: str) -> None:
+    """The task ended in this process: its rate limit and promise go with it."""
+    _last_progress.pop(task_id, None)
+    _promised.pop(task_id, None)
 
 
 def _enabled(value: Any) -> bool:
@@ -116,7 +171,8 @@ class Hooks:
         # weak=False: the bound methods would otherwise vanish with nothing else referring to them.
         for signal, receiver in (
                 (signals.before_task_publish, self.on_publish), (signals.task_received, self.on_received),
-                (signals.task_prerun, self.on_prerun), (signals.task_success, self.on_success),
+                (signals.task_prerun, self.on_prerun), (signals.task_postrun, self.on_postrun),
+                (signals.task_success, self.on_success),
                 (signals.task_failure, self.on_failure), (signals.task_retry, self.on_retry),
                 (signals.task_revoked, self.on_revoked), (signals.task_rejected, self.on_rejected),
                 (signals.task_unknown, self.on_unknown), (signals.worker_ready, self.on_worker_ready),
@@ -141,6 +197,22 @@ class Hooks:
             return
         self._started[task.request.id] = time.monotonic()
         self.publisher.put(records.task_record("task-started", task.request))
+        every = getattr(task, "webui_progress_every", None)
+        if every is not None:
+            self._promise_from_option(task, every)
+
+    def _promise_from_option(self, task: Any, every: Any) -> None:
+        """`@app.task(webui_progress_every=N)`: the run promises from its start, right after task-started."""
+        try:
+            seconds = promise_seconds(every)
+        except ValueError as exc:
+            _log.warning("%s: webui_progress_every ignored: %s", task.name, exc)
+            return
+        _promise(self.publisher, task.request, seconds)
+
+    def on_postrun(self, sender: Any = None, task_id: Any = None, task: Any = None, **_: Any) -> None:
+        if isinstance(task_id, str):
+            _forget(task_id)
 
     def on_success(self, sender: Any = None, result: Any = None, **_: Any) -> None:
         if sender is None or not self._mine(sender):
@@ -237,4 +309,4 @@ def _guarded(receiver: Any) -> Any:
     return receive
 
 
-__all__ = ["install", "install_from_settings", "report_progress", "Publisher", "DEFAULT_STREAM"]
+__all__ = ["install", "install_from_settings", "report_progress", "expect_progress", "Publisher", "DEFAULT_STREAM"]

@@ -63,10 +63,18 @@ def failed(etype: str, request: Any, exception: Any, traceback: str | None) -> d
     return task_record(etype, request, exception=saferepr(exception, REPR_MAXSIZE), traceback=traceback)
 
 
-def progress(request: Any, current: float, total: float | None, message: str | None) -> dict[str, Any]:
-    """`report_progress` inside a task (a record Celery has no event for)."""
+def progress(request: Any, current: float, total: float | None, message: str | None,
+             every: float | None = None) -> dict[str, Any]:
+    """`report_progress` inside a task (a record Celery has no event for); `every`: the promise it makes."""
+    promise = {} if every is None else {"every": every}
     return task_record("task-progress", request, current=_number(current), total=_number(total),
-                       message=None if message is None else str(message)[:MESSAGE_MAXSIZE])
+                       message=None if message is None else str(message)[:MESSAGE_MAXSIZE], **promise)
+
+
+def promise(request: Any, every: float | None) -> dict[str, Any]:
+    """`expect_progress` inside a task: the next report within `every` seconds (None: the promise is withdrawn,
+    sent as 0 so that no step of the way can mistake it for a missing field)."""
+    return task_record("task-progress", request, every=every or 0)
 
 
 def log_line(request: Any, seq: int, line: Any, message: str) -> dict[str, Any]:

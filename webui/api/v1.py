@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from webui import audit
+from webui import audit, progress_promise
 from webui.api import params
 from webui.api.errors import ApiError
 from webui.api.task_dicts import task_dict, task_info
@@ -57,7 +57,23 @@ def tasks_count() -> Response:
 def task(task_id: str) -> Response:
     found = _task(task_id)
     return jsonify({**task_info(found), "queue": found.queue, "executions": found.executions,
-                    "unknown_since": found.unknown_since})
+                    "unknown_since": found.unknown_since, **_progress_promise(found)})
+
+
+def _progress_promise(found: Any) -> dict[str, Any]:
+    """`last_progress_at`: the running attempt's last report; `progress_promise`: while the task runs, its promise
+    (webui.agent.expect_progress) and whether it holds, as the stalled-task detector judges it by default."""
+    detail = task_queries.json_object(found.detail) or {}
+    progress = detail.get("progress")
+    last = progress.get("at") if isinstance(progress, dict) and progress.get("attempt") == found.attempt else None
+    promise = progress_promise.of_task(found.progress_every, found.started_at, found.attempt, detail)
+    if promise is None or found.state != "STARTED":
+        return {"last_progress_at": last, "progress_promise": None}
+    now = time.time()
+    return {"last_progress_at": last, "progress_promise": {
+        "every": promise.every, "promised_at": detail.get("promised_at"), "last_sign_at": promise.last_at,
+        "silent_seconds": round(promise.silent(now), 3), "grace_seconds": progress_promise.GRACE_SECONDS,
+        "broken": promise.broken(now), "text": promise.text(now)}}
 
 
 @bp.get("/tasks/<task_id>/events")

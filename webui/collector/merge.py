@@ -129,6 +129,7 @@ class TaskState:
     event_count: int = 0
     detail: dict[str, Any] = field(default_factory=dict)
     updated_at: float | None = None
+    progress_every: float | None = None  # the running delivery's promise of a progress report every N s
 
 
 class EventRecord(NamedTuple):
@@ -203,6 +204,7 @@ def _begin(task: TaskState, attempt: int) -> None:
         task.runtime = None
         task.exception = task.traceback = None
         task.result = None
+        _withdraw_promise(task)
 
 
 def _redelivery(task: TaskState, attempt: int) -> int:
@@ -258,6 +260,7 @@ def _on_started(task: TaskState, event: dict[str, Any], attempt: int, ts: float 
         _set_state(task, STARTED, attempt, delivery, _RANK_STARTED)
         task.started_at = ts
         task.worker = event.get("hostname") or task.worker
+        _withdraw_promise(task)  # a redelivered run makes its own promise (its first record follows its start)
     elif task.started_at is None and attempt == task.attempt:
         task.started_at = ts
     if task.starts > 1 and (attempt, delivery) == (task.attempt, task.delivery):
@@ -327,9 +330,14 @@ def _on_lost(task: TaskState, event: dict[str, Any], attempt: int, ts: float | N
 
 
 def _on_progress(task: TaskState, event: dict[str, Any], attempt: int, ts: float | None) -> None:
-    """The latest progress of the newest attempt (an older attempt's late report does not overwrite it)."""
+    """The latest progress of the newest attempt (an older attempt's late report does not overwrite it), and
+    the promise of the next one (`every`: seconds; 0 or null withdraws it) when the record makes or changes it."""
+    if attempt < task.attempt:
+        return
+    if "every" in event:
+        _promise(task, event["every"], ts)
     current = _number(event.get("current"))
-    if current is None or attempt < task.attempt:
+    if current is None:
         return
     known = task.detail.get("progress")
     if isinstance(known, dict) and (known.get("attempt", 0), known.get("at") or 0) > (attempt, ts or 0):
@@ -337,6 +345,20 @@ def _on_progress(task: TaskState, event: dict[str, Any], attempt: int, ts: float
     message = event.get("message")
     task.detail["progress"] = {"current": current, "total": _number(event.get("total")), "at": ts,
                                "attempt": attempt, "message": message if isinstance(message, str) else None}
+
+
+def _promise(task: TaskState, every: Any, ts: float | None) -> None:
+    seconds = _number(every)
+    if seconds is None or seconds <= 0:
+        _withdraw_promise(task)
+        return
+    task.progress_every = seconds
+    task.detail["promised_at"] = ts  # the promise's clock starts when it is made
+
+
+def _withdraw_promise(task: TaskState) -> None:
+    task.progress_every = None
+    task.detail.pop("promised_at", None)
 
 
 def _on_unresolved(task: TaskState, event: dict[str, Any], attempt: int, ts: float | None) -> None:

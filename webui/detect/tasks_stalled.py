@@ -5,14 +5,20 @@ from the per-minute runtime histograms (webui.collector.rollups), never below `f
 `min_history` runs in that window its p95 is not trusted and the floor alone is the threshold; a rule may also
 set a fixed `threshold_seconds`. A task on an offline worker is not stalled but lost (webui.detect.lost_marker).
 
+A task that promised progress every N seconds (webui.agent.expect_progress, migration 0018) is held to its own
+promise instead, in both directions: stalled once no report came for more than N s plus `promise_grace_seconds`
+(webui.progress_promise), however young it is, and never stalled while it keeps the promise, however long it runs.
+
 Cost: only STARTED rows are read, through the `(state, id)` index, and only those started before the lowest
-threshold; the histograms are read only for the names of those few tasks.
+threshold; the histograms are read only for the names of those few tasks. The tasks with a promise are the
+STARTED rows whose `progress_every` is set, read through the same index.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+from webui import fastjson, progress_promise
 from webui.collector import rollups
 from webui.detect import phrasing
 from webui.detect.findings import DetectContext, Finding
@@ -24,6 +30,14 @@ DAY = 86_400.0
 
 
 def run(ctx: DetectContext, params: dict[str, Any]) -> list[Finding]:
+    findings = _broken_promises(ctx, float(params["promise_grace_seconds"]))
+    findings += _past_threshold(ctx, params)
+    findings.sort(key=lambda f: f.since or 0.0)
+    return findings[:MAX_FINDINGS]
+
+
+def _past_threshold(ctx: DetectContext, params: dict[str, Any]) -> list[Finding]:
+    """The tasks without a promise: running longer than their name's threshold."""
     fixed = float(params["threshold_seconds"] or 0)
     floor = float(params["floor_seconds"])
     lowest = fixed if fixed > 0 else floor
@@ -53,13 +67,41 @@ def run(ctx: DetectContext, params: dict[str, Any]) -> list[Finding]:
 
 
 def _started_before(ctx: DetectContext, before: float) -> list[tuple[str, str | None, str | None, float]]:
-    """STARTED tasks started before `before`, oldest first, unless their worker is known to be offline."""
+    """STARTED tasks without a promise started before `before`, oldest first, unless their worker is known to
+    be offline."""
     db = ctx.db
     p = db.param
     return list(db.execute_sql(
         "SELECT t.uuid, t.name, t.worker, t.started_at FROM task t LEFT JOIN worker w ON w.hostname = t.worker "
-        f"WHERE t.state = {p} AND t.started_at < {p} AND (w.id IS NULL OR w.online = {p}) "
-        f"ORDER BY t.id LIMIT {p}", ("STARTED", before, True, MAX_CANDIDATES)).fetchall())
+        f"WHERE t.state = {p} AND t.started_at < {p} AND t.progress_every IS NULL "
+        f"AND (w.id IS NULL OR w.online = {p}) ORDER BY t.id LIMIT {p}",
+        ("STARTED", before, True, MAX_CANDIDATES)).fetchall())
+
+
+def _broken_promises(ctx: DetectContext, grace: float) -> list[Finding]:
+    """STARTED tasks with a promise, on a worker not known to be offline, that broke it."""
+    db = ctx.db
+    p = db.param
+    rows = db.execute_sql(
+        "SELECT t.uuid, t.name, t.worker, t.started_at, t.attempt, t.progress_every, t.detail FROM task t "
+        f"LEFT JOIN worker w ON w.hostname = t.worker WHERE t.state = {p} AND t.progress_every IS NOT NULL "
+        f"AND (w.id IS NULL OR w.online = {p}) ORDER BY t.id LIMIT {p}", ("STARTED", True, MAX_CANDIDATES))
+    findings = []
+    for uuid, name, worker, started_at, attempt, every, detail in rows.fetchall():
+        promise = progress_promise.of_task(every, started_at, attempt, fastjson.loads_as(detail, dict))
+        if promise is None or not promise.broken(ctx.now, grace):
+            continue
+        silent = promise.silent(ctx.now)
+        findings.append(Finding(
+            detector="task_stalled", subject=uuid, scope=name or "",
+            summary=(f"{name or 'a task of unknown name'} on {worker or 'an unknown worker'} "
+                     f"{promise.text(ctx.now, grace)}"),
+            detail={"uuid": uuid, "name": name, "worker": worker, "started_at": started_at, "basis": "promise",
+                    "promise_seconds": promise.every, "silent_seconds": round(silent, 3),
+                    "last_progress_at": promise.last_report_at, "grace_seconds": grace,
+                    "running_seconds": None if started_at is None else round(ctx.now - started_at, 3)},
+            link=f"/task/{uuid}", value=round(silent, 3), since=promise.broken_at(grace)))
+    return findings
 
 
 @dataclass(frozen=True)
@@ -143,6 +185,10 @@ register(Detector(
         "history_days": Param(7, "Days of runtime history the p95 is computed from.", min=1, max=90),
         "threshold_seconds": Param(0, "A fixed threshold in seconds instead of the history (0: use the history).",
                                    min=0),
+        "promise_grace_seconds": Param(progress_promise.GRACE_SECONDS,
+                                       "Seconds past a task's own promised progress interval (expect_progress) "
+                                       "before it is stalled.", min=0),
     },
     description="A task STARTED for longer than max(floor, multiplier × p95 runtime of its task name), on a "
-                "worker that is still online. At most 500 findings, oldest first."))
+                "worker that is still online; a task that promised progress every N s (expect_progress) is "
+                "stalled instead once none came for N s plus the grace. At most 500 findings, oldest first."))

@@ -76,6 +76,7 @@ class Task(BaseModel):
     detail = TextField(null=True)  # JSON: terminated, signum, expired, requeue, duplicate_starts, lost_*,
     #                                      unknown_since
     updated_at = DoubleField()  # the last event's arrival; indexed with state for retention (migration 0012)
+    progress_every = DoubleField(null=True)  # the running delivery's promise, seconds (migration 0018)
 
     @property
     def unknown_since(self) -> float | None:

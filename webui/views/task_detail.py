@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 from flask import Blueprint, current_app, render_template
 from flask.blueprints import BlueprintSetupState
 from werkzeug.routing import PathConverter
 
+from webui import progress_promise
 from webui.store import task_queries
 from webui.store.models import Task
 
@@ -102,7 +104,16 @@ def _facts(task: Task) -> dict[str, Any]:
     duplicates = detail.get("duplicate_starts") or 0
     repeated = task.executions > task.retries + 1 or bool(duplicates)
     return {"detail": detail, "queue_wait": wait, "repeated": repeated, "duplicate_starts": duplicates,
-            "progress": _progress(task, detail.get("progress"))}
+            "progress": _progress(task, detail.get("progress")), "promise": _promise(task, detail)}
+
+
+def _promise(task: Task, detail: dict[str, Any]) -> dict[str, Any] | None:
+    """While the task runs, its promise of progress (webui.agent.expect_progress) and whether it holds."""
+    promise = progress_promise.of_task(task.progress_every, task.started_at, task.attempt, detail)
+    if promise is None or task.state != "STARTED":
+        return None
+    now = time.time()
+    return {"text": promise.text(now), "broken": promise.broken(now)}
 
 
 def _progress(task: Task, reported: Any) -> dict[str, Any] | None:
