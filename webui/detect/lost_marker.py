@@ -194,11 +194,25 @@ def mark_lost_loop(db: Database, writer: Any, settings: Any, *, stop: threading.
         presence.close()
 
 
+# The rules whose last pass failed. Said once when a rule starts failing and once when it works again: the
+# presence rule runs every 2 s, and its Redis being away would otherwise fill the log.
+_failing: set[str] = set()
+
+
 def _judge(db: Database, rule: str, verdicts: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
     try:
         with db.connection_context():
-            return verdicts()
+            found = verdicts()
     except Exception as exc:  # noqa: BLE001 - the next pass tries again
-        log.warning("lost-task marking (%s) failed: %s", rule, exc)
+        if rule not in _failing:
+            _failing.add(rule)
+            log.warning("lost-task marking (%s) failed: %s: %s; trying again every pass, quietly until it works",
+                        rule, type(exc).__name__, exc)
+        else:
+            log.debug("lost-task marking (%s) still failing: %s", rule, exc)
         discard_connection(db)
         return []
+    if rule in _failing:
+        _failing.discard(rule)
+        log.info("lost-task marking (%s) works again", rule)
+    return found
