@@ -250,3 +250,24 @@ def test_no_unknown_mark_for_a_finished_task_one_heard_of_since_or_one_claimed_f
     forged, _ = merge(ev("task-received", 1, retries=0))
     apply_task_event(forged, unresolved(before=400.0))  # anyone may publish a task-unresolved
     assert all("unknown_since" not in t.detail for t in (finished, heard_since, forged))
+
+
+def test_a_real_start_after_a_repair_that_saw_the_same_run_is_one_execution():
+    # Reconciliation asked the worker (inspect: active) before the run's own task-started was stored: the
+    # worker's event reports the same run, not a second one (no duplicate-execution alarm), and its time wins.
+    task = TaskState(uuid="t1")
+    apply_task_event(task, ev("task-received", 1, retries=0))
+    apply_task_event(task, ev("task-started", 2.5), source="inspect")
+    apply_task_event(task, ev("task-started", 2.0))
+    assert task.state == "STARTED" and task.executions == 1 and task.started_at == 2.0
+    assert "duplicate_starts" not in task.detail
+    apply_task_event(task, ev("task-started", 3.0))  # a second real start of the same delivery is a duplicate
+    assert task.executions == 2 and task.detail["duplicate_starts"] == 1
+
+
+def test_a_real_start_on_another_worker_than_the_repair_saw_is_a_second_execution():
+    task = TaskState(uuid="t1")
+    apply_task_event(task, ev("task-received", 1, retries=0))
+    apply_task_event(task, ev("task-started", 2.5), source="inspect")
+    apply_task_event(task, ev("task-started", 2.0, "w2@h"))
+    assert task.executions == 2 and task.detail["duplicate_starts"] == 1 and task.worker == "w1@h"

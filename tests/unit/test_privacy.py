@@ -386,10 +386,12 @@ def test_the_default_mask_words() -> None:
 
 
 def test_hostile_runs_of_digits_cost_little() -> None:
+    # Backtracking would take minutes on these; a linear scan takes a fraction of a second. The bound leaves
+    # room for a machine busy with other tests (CPU time, not wall time, for the same reason).
     for text in ("1 " * 100_000, "1111 " * 40_000, "1" * 200_000):
-        started = time.perf_counter()
+        started = time.process_time()
         assert redactor.mask(text) == text
-        assert time.perf_counter() - started < 1
+        assert time.process_time() - started < 3
 
 
 def test_millisecond_timestamps_are_not_mistaken_for_card_numbers():

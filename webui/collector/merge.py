@@ -58,6 +58,9 @@ UNRESOLVED_SOURCE = "reconcile"
 # (webui.collector.sources).
 AGENT_SOURCE = "agent"
 FIRST_HAND_SOURCES = frozenset({None, AGENT_SOURCE})
+# `detail` key: [hostname, attempt, delivery] of a start only a repair reported, until the worker's own event of
+# it arrives (a reconciliation can ask the worker before the run's task-started is stored).
+REPAIRED_START = "repaired_start"
 
 # Phase rank inside one delivery; END covers RETRY, CANCELLED, requeued rejections and terminal states.
 _RANK_PENDING, _RANK_RECEIVED, _RANK_STARTED, _RANK_END = 0, 1, 2, 3
@@ -159,13 +162,18 @@ def apply_task_event(task: TaskState, event: dict[str, Any], source: str | None 
         handler = None  # likewise: only reconciliation says it could not find a task
     elif etype != UNRESOLVED_EVENT:
         task.detail.pop("unknown_since", None)  # heard of again: whatever this event says is known
+    host = event.get("hostname") or ""
     if source not in FIRST_HAND_SOURCES:
         # A repair (inspect, result backend) only fills in what real events did not say.
         event = {k: v for k, v in event.items() if k not in TASK_FIELDS or getattr(task, TASK_FIELDS[k]) is None}
         if etype in ("task-started", "task-received") and not _is_newer(task, attempt, task.delivery, _RANK_STARTED):
             handler = None  # a repair that confirms what we know is not another execution
+    elif etype == "task-started" and handler is not None:
+        _same_run_as_repaired_start(task, attempt, host)
     if handler is not None:
         handler(task, event, attempt, ts)
+        if etype == "task-started" and source not in FIRST_HAND_SOURCES:
+            task.detail[REPAIRED_START] = [host, task.started_attempt, task.started_delivery]
     else:
         _fill_task_fields(task, event, attempt)  # custom events (Task.send_event): logged, state kept
     if task.state is None:
@@ -205,6 +213,20 @@ def _begin(task: TaskState, attempt: int) -> None:
         task.exception = task.traceback = None
         task.result = None
         _withdraw_promise(task)
+
+
+def _same_run_as_repaired_start(task: TaskState, attempt: int, host: str) -> None:
+    """A worker's own `task-started` for the run a repair (inspect, after a gap) already started: the same run,
+    counted once, at the worker's time. On another worker, or another delivery, it is another run."""
+    seen = task.detail.pop(REPAIRED_START, None)
+    if not isinstance(seen, list) or len(seen) != 3:
+        return
+    seen_on, seen_attempt, seen_delivery = seen
+    if (attempt, _redelivery(task, attempt)) == (seen_attempt, seen_delivery) and seen_on in ("", host) \
+            and (task.started_attempt, task.started_delivery) == (seen_attempt, seen_delivery):
+        task.executions -= 1
+        task.starts -= 1
+        task.started_at = None  # the handler sets the worker's own time
 
 
 def _redelivery(task: TaskState, attempt: int) -> int:
