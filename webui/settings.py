@@ -337,11 +337,15 @@ SETTINGS: tuple[Setting, ...] = (
             "Seconds without a collector after which RabbitMQ deletes the durable event queue, so a monitor "
             "removed for good leaves nothing behind.", COLLECTOR, min=60),
     Setting("agent_url", "str", None,
-            "Redis URL where workers' companion (webui.agent) writes its stream; set: the collector reads it too, "
-            "and events and records of one transition count once. Not set: events only.", COLLECTOR,
-            secret=True, optional=True),
+            "Redis or RabbitMQ (amqp://) URL where workers' companion (webui.agent) writes its stream or queue; set: "
+            "the collector reads it too, and events and records of one transition count once. Not set: events "
+            "only.", COLLECTOR, secret=True, optional=True),
     Setting("agent_stream", "str", "webui:agent",
-            "Key of the companion's Redis Stream (the workers' webui_agent_stream).", COLLECTOR),
+            "Key of the companion's Redis Stream, or name of its RabbitMQ queue (the workers' webui_agent_stream).",
+            COLLECTOR),
+    Setting("agent_max_length", "int", 100_000,
+            "RabbitMQ only: the companion queue's x-max-length, as the workers' webui_agent_max_length (both sides "
+            "declare the queue, and RabbitMQ refuses other arguments).", COLLECTOR, min=1),
     Setting("agent_group", "str", "webui",
             "Consumer group the collector reads the companion's stream with: one per monitor (per database).",
             COLLECTOR),
@@ -497,6 +501,7 @@ class Settings:
     event_queue_expires: float
     agent_url: str | None
     agent_stream: str
+    agent_max_length: int
     agent_group: str
     retention_days: int
     failed_retention_days: int

@@ -166,6 +166,21 @@ def test_a_monitor_down_for_30_s_catches_up_on_every_task(sender: Celery, agent_
         store.close()
 
 
+def kill_mid_ingest(collector, sender: Celery, store: StoreReader, count: int) -> list[str]:
+    """Run `count` tasks while `collector` is paused, so a backlog builds up and is then read at once and
+    committed slowly; SIGKILL it once some, not all, are stored. Returns the tasks' ids."""
+    collector.kill(signal.SIGSTOP)
+    results = [sender.send_task("tests.celeryapp.add", (i, 1)) for i in range(count)]
+    assert [r.get(timeout=60) for r in results] == [i + 1 for i in range(count)]
+    collector.kill(signal.SIGCONT)
+    uuids = [str(r.id) for r in results]
+    wait_for(lambda: 0 < final_states(store, uuids).get("SUCCESS", 0) < count, timeout=30, interval=0.05,
+             message="ingest never got under way")
+    collector.kill(signal.SIGKILL)
+    collector.wait()
+    return uuids
+
+
 def test_a_collector_killed_mid_ingest_loses_nothing_and_counts_nothing_twice(
         sender: Celery, agent_worker: CeleryWorker, fresh_stream: str, database_url: str, run_webui,
         agent_redis: PrivateRedis) -> None:
@@ -177,15 +192,7 @@ def test_a_collector_killed_mid_ingest_loses_nothing_and_counts_nothing_twice(
     client = agent_redis.client()
     wait_for(lambda: client.exists(STREAM) and client.xinfo_groups(STREAM), timeout=30,
              message="the collector never joined the stream's consumer group")
-    first.kill(signal.SIGSTOP)  # paused: the backlog builds up, then is read at once and committed slowly
-    results = [sender.send_task("tests.celeryapp.add", (i, 1)) for i in range(300)]
-    assert [r.get(timeout=60) for r in results] == [i + 1 for i in range(300)]
-    first.kill(signal.SIGCONT)
-    uuids = [str(r.id) for r in results]
-    wait_for(lambda: 0 < final_states(store, uuids).get("SUCCESS", 0) < 300, timeout=30, interval=0.05,
-             message="ingest never got under way")
-    first.kill(signal.SIGKILL)
-    first.wait()
+    uuids = kill_mid_ingest(first, sender, store, 300)
     pending = client.xpending(STREAM, "webui")["pending"]
     client.close()
     assert pending > 0, "the kill came after every record was acknowledged: nothing tested"

@@ -126,7 +126,7 @@ def test_a_sigkill_mid_stream_loses_nothing_and_stores_nothing_twice(broker, dat
 def test_events_stored_but_never_acknowledged_are_delivered_again_and_stored_once(broker, database_url, store,
                                                                                   monkeypatch):
     # A collector killed between its commit and its acknowledgement, made certain: it never acknowledges.
-    monkeypatch.setattr(event_queue._Acks, "send", lambda self, channel: None)
+    monkeypatch.setattr(event_queue.DeliveryAcks, "send", lambda self, channel: None)
     with running_collector(broker.app, database_url, event_queue=broker.queue):
         with broker.dispatcher() as d:
             task_ids = [send_task_lifecycle(d) for _ in range(30)]

@@ -6,12 +6,15 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from tests.conftest import REPO_ROOT
 
 BLOCKED = ("flask", "peewee", "psycopg", "psycopg2", "sqlite3", "playhouse", "werkzeug", "jinja2", "gunicorn")
 
 
-def test_it_imports_and_installs_with_the_web_and_database_modules_blocked() -> None:
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:1/0", "amqp://guest:guest@127.0.0.1:1//"])
+def test_it_imports_and_installs_with_the_web_and_database_modules_blocked(url: str) -> None:
     script = textwrap.dedent(f"""
         import sys
         class Block:
@@ -21,15 +24,16 @@ def test_it_imports_and_installs_with_the_web_and_database_modules_blocked() -> 
         sys.meta_path.insert(0, Block())
         from celery import Celery
         import webui.agent
-        publisher = webui.agent.install(Celery("x", broker="redis://127.0.0.1:1/0"))
+        publisher = webui.agent.install(Celery("x", broker={url!r}))
         loaded = sorted(m for m in sys.modules if m.split(".")[0] in {BLOCKED!r})
-        print("loaded:", loaded, publisher.stream)
+        print("loaded:", loaded, publisher.stream, type(publisher.transport).__name__)
     """)
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True,
                           timeout=60)
 
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "loaded: [] webui:agent"
+    kind = "AmqpQueue" if url.startswith("amqp") else "RedisStream"
+    assert done.stdout.strip() == f"loaded: [] webui:agent {kind}"
 
 
 def test_the_blocker_itself_works() -> None:
@@ -55,9 +59,9 @@ def test_imports_setting_installs_it_with_no_code_change() -> None:
     assert done.stdout.strip() == "custom:stream redis://127.0.0.1:1/0"
 
 
-def test_it_refuses_a_url_that_is_not_redis() -> None:
+def test_it_refuses_a_url_that_is_neither_redis_nor_rabbitmq() -> None:
     script = ("from celery import Celery\nimport webui.agent\n"
-              "webui.agent.install(Celery('x', broker='amqp://guest@localhost//'))")
+              "webui.agent.install(Celery('x', broker='sqs://key:secret@'))")
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True,
                           timeout=60, env={"PATH": "/usr/bin:/bin"})
-    assert done.returncode != 0 and "needs a Redis URL" in done.stderr
+    assert done.returncode != 0 and "needs a Redis or RabbitMQ URL" in done.stderr

@@ -254,3 +254,33 @@ def test_neither_task_events_nor_the_companion_is_urgent_and_says_what_to_add(db
     Presence(redis_db, "w1@h", 2.0).refresh()  # one of the two runs it: still a warning, no longer urgent
     found = {a.check: a for a in doctor.advise(companion_ctx(db, redis_db))}["task_events"]
     assert (found.status, found.urgent) == ("warn", False) and "the companion runs on w1@h" in found.detail
+
+
+def agent_event(hostname: str, source: str | None, received_at: float = NOW - 60) -> None:
+    """A task received by `hostname`, its task-received stored from `source` (None: a Celery event)."""
+    from webui.store.models import TaskEvent
+
+    row = Task.create(uuid=f"t{next(_ids)}", name="app.job", state="SUCCESS", received_at=received_at,
+                      updated_at=received_at)
+    TaskEvent.create(task_id=row.id, seq=1, type="task-received", timestamp=received_at, received=received_at,
+                     hostname=hostname, source=source)
+
+
+def test_with_a_rabbitmq_companion_its_records_in_the_store_vouch_for_a_worker(db) -> None:
+    """The RabbitMQ transport leaves no running-task mark to read: the workers' recent records say it runs."""
+    amqp = "amqp://guest:guest@127.0.0.1:5672//"
+    CollectorStatus.create(leader="c", started_at=NOW, heartbeat_at=NOW, warning=EVENTS_OFF)
+    worker("w1@h")
+    worker("w2@h")
+    agent_event("w2@h", None)  # a Celery event, not a companion record
+    found = {a.check: a for a in doctor.advise(companion_ctx(db, amqp))}["task_events"]
+    assert (found.status, found.urgent) == ("warn", True)
+    assert "RabbitMQ queue" in found.fix
+
+    agent_event("w1@h", "agent")
+    found = {a.check: a for a in doctor.advise(companion_ctx(db, amqp))}["task_events"]
+    assert (found.status, found.urgent) == ("warn", False) and "the companion runs on w1@h" in found.detail
+
+    agent_event("w2@h", "agent")
+    found = {a.check: a for a in doctor.advise(companion_ctx(db, amqp))}["task_events"]
+    assert (found.status, found.urgent) == ("ok", False) and "w1@h, w2@h run the companion" in found.detail

@@ -1,4 +1,5 @@
-"""The worker companion: Celery's signals to a durable Redis Stream the collector reads (docs/companion.md).
+"""The worker companion: Celery's signals to a durable Redis Stream or RabbitMQ queue the collector reads
+(docs/companion.md).
 
     import webui.agent
     webui.agent.install(app)  # or app.conf.webui_agent_url = "redis://…", or env WEBUI_AGENT_URL
@@ -8,7 +9,7 @@ becomes a record shaped like the Celery event of the same transition (webui.agen
 events are on; the collector merges records and events by the same rules, and one transition reported by both
 is counted once. Publishing never blocks nor raises into a task (webui.agent.publisher).
 
-Importable without Flask, peewee or any database driver: worker images need only Celery and redis-py.
+Importable without Flask, peewee or any database driver: worker images need only Celery (kombu) and redis-py.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from celery import Celery, signals
 from webui.agent import beat, logs, records
 from webui.agent.presence import Presence
 from webui.agent.publisher import Publisher
+from webui.agent.transport import is_redis
 
 DEFAULT_STREAM = "webui:agent"
 DEFAULT_MAX_LENGTH = 100_000  # stream entries kept: ~60 MB of Redis memory at ~600 bytes a record
@@ -37,8 +39,9 @@ _SETTINGS = {"url": None, "stream": DEFAULT_STREAM, "max_length": DEFAULT_MAX_LE
 def install(app: Celery, url: str | None = None, **options: Any) -> Publisher:
     """Switch the companion on for `app`; returns its publisher (its `dropped` and `sent` counters).
 
-    `url`: the Redis to write to (default: `webui_agent_url`, WEBUI_AGENT_URL, else the app's broker, which must
-    then be Redis). `options`: `stream`, `max_length`, `buffer_size` (also `webui_agent_<name>` in app.conf and
+    `url`: the Redis or RabbitMQ to write to (default: `webui_agent_url`, WEBUI_AGENT_URL, else the app's broker;
+    ValueError for another scheme). `options`: `stream` (the Redis Stream's key or the RabbitMQ queue's name),
+    `max_length`, `buffer_size` (also `webui_agent_<name>` in app.conf and
     WEBUI_AGENT_<NAME>); `capture_logs=True` ships what each task logs, capped per attempt at `log_lines` lines
     and `log_bytes` bytes (webui.agent.logs).
     """
@@ -47,8 +50,6 @@ def install(app: Celery, url: str | None = None, **options: Any) -> Publisher:
         return current
     settings = {name: _option(app, name, options.get(name, default)) for name, default in _SETTINGS.items()}
     target = url or settings["url"] or str(app.conf.broker_url or "")
-    if not target.startswith(("redis://", "rediss://", "unix://")):
-        raise ValueError(f"webui.agent needs a Redis URL (webui_agent_url or WEBUI_AGENT_URL), not {target!r}")
     publisher = Publisher(target, str(settings["stream"]), int(settings["max_length"]), int(settings["buffer_size"]))
     Hooks(app, publisher).connect()
     if _enabled(settings["capture_logs"]):
@@ -265,8 +266,9 @@ class Hooks:
         if self.hostname is None:
             return
         self.publisher.put(records.worker("worker-online", self.hostname, HEARTBEAT_INTERVAL))
-        self.presence = Presence(self.publisher.url, self.hostname, HEARTBEAT_INTERVAL)
-        self.presence.refresh()
+        if is_redis(self.publisher.url):  # marks are Redis keys with a TTL: RabbitMQ has no such thing
+            self.presence = Presence(self.publisher.url, self.hostname, HEARTBEAT_INTERVAL)
+            self.presence.refresh()
         self._heart = threading.Event()
         threading.Thread(target=self._beat, args=(self._heart,), name="webui-agent-heartbeat", daemon=True).start()
 

@@ -1,34 +1,32 @@
-"""The companion's only I/O: records to a Redis Stream, from a background thread, never in a task's way.
+"""The companion's only I/O: records to its transport, from a background thread, never in a task's way.
 
 - **Non-blocking.** `put` appends to a bounded in-memory buffer and returns: no lock, no network, no JSON in the
   task's thread. A background thread (one per process, started on the first record, again after a fork: prefork
   pool processes start with an empty buffer and a thread of their own) drains it every `FLUSH_INTERVAL` seconds
-  and sends the records in one pipeline of `XADD … MAXLEN ~ max_length`.
+  and sends the records in batches through its transport (webui.agent.transport): a Redis Stream or a RabbitMQ
+  queue.
 - **Bounded.** The buffer holds at most `buffer_size` records; past that a record is dropped and counted. The
-  stream holds about `max_length` entries (Redis trims whole nodes: `~`), so a stopped monitor never fills Redis.
-- **Failure.** When Redis is slow or down the batch is dropped and counted, and the thread waits `RETRY_WAIT`
-  before trying again (a short socket timeout bounds how long a send can take). Nothing raises into a task.
+  stream or queue holds about `max_length` records (oldest dropped first), so a stopped monitor never fills it.
+- **Failure.** When Redis or RabbitMQ is slow or down the batch is dropped and counted, and the thread waits
+  `RETRY_WAIT` before trying again (short connect and socket timeouts bound how long a send can take). Nothing
+  raises into a task.
 """
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import os
 import threading
 import time
 from typing import Any
 
-# Imported here, not on the first send: a pool process forked while another thread held the import lock of a
-# module being imported would wait for that lock forever.
-import redis
+from webui.agent import transport
 
 log = logging.getLogger("webui.agent")
 
 FLUSH_INTERVAL = 0.1  # seconds between drains of the buffer: the latency a record adds
 BATCH = 500  # records per pipeline
 RETRY_WAIT = 1.0  # seconds to wait after a failed send before the next one
-SOCKET_TIMEOUT = 1.0  # seconds a send may take before it counts as failed
 LOG_EVERY = 10.0  # seconds between two warnings about dropped records
 
 
@@ -38,7 +36,8 @@ class Publisher:
         self.stream = stream
         self.max_length = max_length
         self.buffer_size = buffer_size
-        self.dropped = 0  # records lost in this process: buffer full or Redis unavailable
+        self.transport = transport.for_url(url, stream, max_length)
+        self.dropped = 0  # records lost in this process: buffer full, or the transport unavailable
         self.sent = 0
         self._reset()
         os.register_at_fork(after_in_child=self._reset)
@@ -50,7 +49,7 @@ class Publisher:
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
         self._idle = threading.Event()
-        self._client: Any = None
+        self.transport.forget()
         self._logged_at = 0.0
         self.dropped = 0
         self.sent = 0
@@ -97,25 +96,15 @@ class Publisher:
 
     def _send(self, batch: list[dict[str, Any]]) -> bool:
         try:
-            pipe = self._redis().pipeline(transaction=False)
-            for item in batch:
-                pipe.xadd(self.stream, {"r": json.dumps(item, default=repr)}, maxlen=self.max_length,
-                          approximate=True)
-            pipe.execute()
+            self.transport.send(batch)
             self.sent += len(batch)
             return True
-        except Exception as exc:  # noqa: BLE001 - whatever Redis or the network does, the worker goes on
+        except Exception as exc:  # noqa: BLE001 - whatever the broker or the network does, the worker goes on
             self.dropped += len(batch)
-            self._client = None
+            self.transport.reset()
             now = time.monotonic()
             if now - self._logged_at >= LOG_EVERY:
                 self._logged_at = now
                 log.warning("webui agent: cannot write to %s (%s: %s); %d records dropped so far in process %d",
                             self.stream, type(exc).__name__, exc, self.dropped, os.getpid())
             return False
-
-    def _redis(self) -> Any:
-        if self._client is None:
-            self._client = redis.Redis.from_url(self.url, socket_timeout=SOCKET_TIMEOUT,
-                                                socket_connect_timeout=SOCKET_TIMEOUT)
-        return self._client

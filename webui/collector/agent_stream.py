@@ -28,6 +28,7 @@ from typing import Any
 import redis
 from redis.exceptions import ResponseError
 
+from webui.collector.acks import await_commits
 from webui.collector.decode import MalformedEvent
 from webui.collector.event_queue import STOP_WAIT
 
@@ -42,14 +43,15 @@ _ACK_POLL = 0.02  # seconds between acknowledgement checks while handed-over rec
 @dataclass(frozen=True)
 class AgentStreamOptions:
     url: str
-    stream: str
+    stream: str  # the stream's key, or the RabbitMQ queue's name (webui.collector.agent_queue)
     group: str
+    max_length: int = 100_000  # RabbitMQ only: the queue's x-max-length, as the workers declare it
 
     @classmethod
     def from_settings(cls, settings: Any) -> AgentStreamOptions | None:
         if not settings.agent_url:
             return None
-        return cls(settings.agent_url, settings.agent_stream, settings.agent_group)
+        return cls(settings.agent_url, settings.agent_stream, settings.agent_group, settings.agent_max_length)
 
 
 class _Receipts:
@@ -70,14 +72,21 @@ class _Receipts:
             self.in_flight -= len(ids)
 
 
-class AgentStreamReader:
+class AgentReader:
+    """What a reader of the companion's records is given, on either transport (webui.collector.agent_queue)."""
+
     def __init__(self, options: AgentStreamOptions, on_malformed: Callable[[MalformedEvent], None],
                  writer_alive: Callable[[], bool], batch_size: int = READ_COUNT) -> None:
         self.options = options
-        self.count = max(1, min(READ_COUNT, batch_size))
+        self.count = max(1, min(READ_COUNT, batch_size))  # records per read, and per handoff
         self.on_malformed = on_malformed
         self.writer_alive = writer_alive
-        self.consumer = f"{socket.gethostname()}:{os.getpid()}"
+
+
+class AgentStreamReader(AgentReader):
+    @property
+    def consumer(self) -> str:
+        return f"{socket.gethostname()}:{os.getpid()}"
 
     def run(self, handoff: Callable[..., None], should_stop: Callable[[], bool]) -> None:
         """Read until told to stop (returns) or Redis fails (raises: the service retries with backoff)."""
@@ -150,11 +159,8 @@ class AgentStreamReader:
 
     def _finish(self, client: Any, receipts: _Receipts) -> None:
         """Stopping: let the writer commit what it was handed and acknowledge it, so a restart repeats nothing."""
-        deadline = time.monotonic() + STOP_WAIT
-        while receipts.in_flight and self.writer_alive() and time.monotonic() < deadline:
-            receipts.send(client, self.options)
-            time.sleep(_ACK_POLL)
-        receipts.send(client, self.options)
+        await_commits(lambda: bool(receipts.in_flight), lambda: receipts.send(client, self.options),
+                      self.writer_alive, STOP_WAIT, _ACK_POLL)
         if receipts.in_flight:
             log.info("stopping with %d companion records not committed: they are read again on start",
                      receipts.in_flight)
@@ -164,6 +170,11 @@ def _decode(fields: dict[Any, Any]) -> Any:
     body = fields.get(b"r") if b"r" in fields else fields.get("r")
     if body is None:
         raise MalformedEvent("companion stream entry without a record")
+    return decode_record(body)
+
+
+def decode_record(body: bytes | str) -> Any:
+    """One record as the companion sent it (webui.agent.transport.encode), on either transport."""
     try:
         return json.loads(body)
     except ValueError as exc:

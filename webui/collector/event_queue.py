@@ -46,6 +46,7 @@ from celery import Celery
 from celery.events.event import get_exchange
 from kombu import Consumer, Exchange, Producer, Queue
 
+from webui.collector.acks import DeliveryAcks
 from webui.collector.decode import SAFE_CONTENT_TYPES, MalformedEvent, decode_body
 
 log = logging.getLogger(__name__)
@@ -157,29 +158,6 @@ class QueueHooks:
     commit_soon: Callable[[], None]
 
 
-class _Acks:
-    """Delivery tags handed to the writer, committed by it, and acknowledged (on the subscriber's thread)."""
-
-    def __init__(self) -> None:
-        self.handed = 0
-        self.committed = 0  # written by the writer thread only, in tag order (its inbox is FIFO)
-        self.acked = 0
-
-    def receipt(self, tag: int) -> Callable[[], None]:
-        def committed() -> None:
-            self.committed = tag
-        return committed
-
-    def waiting(self) -> bool:
-        return self.committed < self.handed
-
-    def send(self, channel: Any) -> None:
-        committed = self.committed
-        if committed > self.acked:
-            channel.basic_ack(committed, multiple=True)
-            self.acked = committed
-
-
 class DurableQueueSubscriber:
     """The subscriber for `event_queue` (same `run` shape as webui.collector.subscriber's)."""
 
@@ -206,7 +184,7 @@ class DurableQueueSubscriber:
             if not marker_kept:
                 self._place_marker(side)
             resume = self._resume(existed, marker_kept, report)
-            acks = _Acks()
+            acks = DeliveryAcks()
             consumer = Consumer(consuming, queues=[queue], no_ack=False, accept=SAFE_CONTENT_TYPES,
                                 auto_declare=False,
                                 on_message=lambda message: self._hand_over(message, handoff, acks))
@@ -297,7 +275,7 @@ class DurableQueueSubscriber:
             return []
 
     # -- consuming -------------------------------------------------------------------------------------
-    def _hand_over(self, message: Any, handoff: Callable[..., None], acks: _Acks) -> None:
+    def _hand_over(self, message: Any, handoff: Callable[..., None], acks: DeliveryAcks) -> None:
         tag = message.delivery_tag
         try:
             events = decode_body(message.body, message.content_type, message.content_encoding)
@@ -314,7 +292,7 @@ class DurableQueueSubscriber:
             log.info("read the %d messages the durable event queue held", self._backlog)
             self.hooks.caught_up()
 
-    def _consume(self, conn: Any, consuming: Any, dropped: Queue, acks: _Acks,
+    def _consume(self, conn: Any, consuming: Any, dropped: Queue, acks: DeliveryAcks,
                  should_stop: Callable[[], bool]) -> None:
         next_read = time.monotonic() + DROPPED_POLL
         while not should_stop():
@@ -332,7 +310,7 @@ class DurableQueueSubscriber:
                 if report is not None:
                     self.hooks.dropped(report)
 
-    def _finish(self, consuming: Any, acks: _Acks) -> None:
+    def _finish(self, consuming: Any, acks: DeliveryAcks) -> None:
         """Stopping: let the writer commit what it was handed, acknowledge it, so a restart repeats nothing."""
         deadline = time.monotonic() + STOP_WAIT
         while acks.waiting() and self.hooks.writer_alive() and time.monotonic() < deadline:

@@ -32,10 +32,12 @@ from peewee import Database
 from redis.exceptions import RedisError
 
 from webui import broadcasts
+from webui.agent.transport import is_amqp
 from webui.alerts import runner as alert_runner
 from webui.beat import watcher as beat_watcher
 from webui.celery_app import safe_broker_url
 from webui.collector import inspector, queue_sampler, reconcile
+from webui.collector.agent_queue import AgentQueueReader
 from webui.collector.agent_stream import AgentStreamOptions, AgentStreamReader
 from webui.collector.event_queue import GAP_QUEUE_DROPPED, DropReport, EventQueueOptions, QueueHooks, Resume
 from webui.collector.leader import leader_lock
@@ -288,10 +290,13 @@ class Collector:
             connected_since=lambda: stats.connected_since if stats.connected else None)
 
     def _agent_stream_loop(self, writer: Writer) -> None:
-        """Read the companion's stream while leading (webui.collector.agent_stream); retry Redis failures."""
+        """Read the companion's stream or queue while leading (webui.collector.agent_stream, agent_queue); retry
+        failures."""
         assert self.agent_stream is not None
-        reader = AgentStreamReader(self.agent_stream, MalformedCounter(self.stats), writer.is_alive,
-                                   batch_size=self.settings.batch_size)
+        # The workers write to a Redis Stream or, with an amqp:// URL, a RabbitMQ queue: one reader each.
+        kind = AgentQueueReader if is_amqp(self.agent_stream.url) else AgentStreamReader
+        reader = kind(self.agent_stream, MalformedCounter(self.stats), writer.is_alive,
+                      batch_size=self.settings.batch_size)
         delays = backoff_delays()
 
         def should_stop() -> bool:

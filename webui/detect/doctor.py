@@ -17,12 +17,14 @@ from typing import Any
 
 from peewee import fn
 
+from webui.agent.transport import is_amqp
+from webui.collector.merge import AGENT_SOURCE
 from webui.collector.rollups import BUCKET_COLUMNS, percentile
 from webui.control import registered_limits
 from webui.detect.findings import DetectContext, Finding
 from webui.detect.phrasing import duration
 from webui.detect.registry import Detector, register
-from webui.store.models import CollectorStatus, Task, TaskMinute, Worker, WorkerInspection
+from webui.store.models import CollectorStatus, Task, TaskEvent, TaskMinute, Worker, WorkerInspection
 from webui.store.worker_queries import visible
 
 OK, WARN, UNKNOWN = "ok", "warn", "unknown"
@@ -130,7 +132,7 @@ class Facts:
     longest_p99: float | None = None  # that task's p99 runtime over the last day, from the rollups
     monitor_transport: str | None = None
     monitor_options: dict[str, Any] | None = None
-    companion_workers: tuple[str, ...] = ()  # online workers whose companion mark is in Redis (webui.agent)
+    companion_workers: tuple[str, ...] = ()  # online workers known to run the companion (webui.agent)
 
 
 # -- gathering ----------------------------------------------------------------------------------------------
@@ -149,9 +151,12 @@ def gather(ctx: DetectContext) -> Facts:
 
 
 def companion_workers(agent_url: str | None, hostnames: list[str]) -> tuple[str, ...]:
-    """The workers among `hostnames` running the companion: their running-task mark is in its Redis."""
+    """The workers among `hostnames` running the companion: their running-task mark is in its Redis, or, with
+    its RabbitMQ queue (which leaves no mark), their recent tasks reached the store as its records."""
     if not agent_url or not hostnames:
         return ()
+    if is_amqp(agent_url):
+        return recent_record_hosts(hostnames)
     import redis
 
     from webui.agent.presence import key
@@ -165,6 +170,18 @@ def companion_workers(agent_url: str | None, hostnames: list[str]) -> tuple[str,
     except Exception:  # noqa: BLE001 - Redis unreachable: the companion cannot be vouched for
         return ()
     return tuple(hostname for hostname, mark in zip(hostnames, marks, strict=True) if mark is not None)
+
+
+def recent_record_hosts(hostnames: list[str]) -> tuple[str, ...]:
+    """The workers among `hostnames` with a companion record among the newest `SENT_SAMPLE` received tasks' events
+    (bounded: those tasks' events only, by the event table's key)."""
+    recent = (Task.select(Task.id).where(Task.received_at.is_null(False))
+              .order_by(Task.received_at.desc()).limit(SENT_SAMPLE))
+    query: Any = (TaskEvent.select(TaskEvent.hostname).distinct()
+                  .where(TaskEvent.task_id.in_(recent) & (TaskEvent.source == AGENT_SOURCE)
+                         & TaskEvent.hostname.in_(hostnames)).tuples())
+    found = {hostname for (hostname,) in query}
+    return tuple(hostname for hostname in hostnames if hostname in found)
 
 
 def online_configs() -> list[WorkerConfig]:
@@ -232,7 +249,8 @@ def names(hosts: Sequence[str]) -> str:
 
 COMPANION_FIX = ("or install the companion in the workers (webui.agent.install(app), or imports = "
                  "['webui.agent.auto'] with webui_agent_url; docs/companion.md) and set this monitor's agent_url: "
-                 "it reports every task through a Redis Stream whether or not task events are on.")
+                 "it reports every task through a Redis Stream or a RabbitMQ queue whether or not task events are "
+                 "on.")
 
 
 def check_task_events(facts: Facts) -> Advice:

@@ -43,6 +43,7 @@ from typing import Any
 from celery import Celery
 from peewee import Database
 
+from webui.agent.transport import is_redis
 from webui.collector.merge import LOST_EVENT, LOST_SOURCE
 from webui.collector.workers import DEFAULT_FREQ, REASON_HEARTBEAT, REASON_OFFLINE_EVENT, REASON_ONLINE
 from webui.detect import lost_confirm, phrasing
@@ -167,7 +168,8 @@ def mark_lost_loop(db: Database, writer: Any, settings: Any, *, stop: threading.
     """Until stopped: every `detect_interval` the heartbeat rules, each verdict confirmed with the workers
     (webui.detect.lost_confirm, when given the app); with the companion (`agent_url`), every 2 s its
     running-task marks too (webui.detect.presence). Verdicts go to the writer."""
-    presence = PresenceWatch(settings.agent_url) if settings.agent_url else None
+    # Running-task marks are Redis keys: a companion writing to RabbitMQ leaves none (docs/companion.md).
+    presence = PresenceWatch(settings.agent_url) if settings.agent_url and is_redis(settings.agent_url) else None
     sent: dict[str, float] = {}
     heartbeat_pass_at = 0.0
     while not stop.is_set() and alive():
