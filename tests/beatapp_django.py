@@ -11,6 +11,7 @@ import django
 from celery import Celery
 from django.conf import settings
 
+import webui.agent
 from tests.integration.test_beat_source_django import _django_settings
 
 settings.configure(**_django_settings(os.environ["WEBUI_TEST_DJANGO_DB"]))
@@ -26,3 +27,4 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
     beat_scheduler="django_celery_beat.schedulers:DatabaseScheduler",
 )
+webui.agent.install_from_settings(app)  # with WEBUI_AGENT_URL set: the companion stamps each fire

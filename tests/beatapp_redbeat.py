@@ -9,6 +9,8 @@ import os
 
 from celery import Celery
 
+import webui.agent
+
 BROKER_URL = os.environ.get("WEBUI_TEST_BROKER", "redis://127.0.0.1:6379/1")
 PREFIX = os.environ.get("WEBUI_TEST_REDBEAT_PREFIX", "redbeat:")
 
@@ -23,3 +25,4 @@ app.conf.update(
     redbeat_key_prefix=PREFIX,
     redbeat_lock_key=f"{PREFIX}:lock",
 )
+webui.agent.install_from_settings(app)  # with WEBUI_AGENT_URL set: the companion stamps each fire

@@ -189,6 +189,7 @@ class Hooks:
             item = records.sent(headers, exchange, routing_key)
             if item is not None:
                 self.publisher.put({**item, **(beat.current_stamp() or {})})
+                beat.note_sent(item["uuid"])
 
     def on_received(self, sender: Any = None, request: Any = None, **_: Any) -> None:
         self.publisher.put(records.received(request, self._worker_name(sender)))

@@ -6,7 +6,9 @@ task name and arguments, and can only infer how late it was. On `beat_init` the 
 django-celery-beat's): while it runs, the thread knows which entry is firing and when it was due, and the
 `before_task_publish` hook adds `beat_entry` and `beat_due` to the task-sent record. A publish that raises
 (broker down, an unknown task) becomes a `beat-publish-failed` record, then the exception goes on to the
-scheduler, which logs it as it always did.
+scheduler, which logs it as it always did. Celery sends `before_task_publish` before it talks to the broker, so
+a failed publish usually has a task-sent record too: the failure names that task's id (`uuid`), and the
+collector marks that fire failed rather than counting it (webui.beat.beat_rows).
 
 The due time is the entry's slot before the fire advances it: `schedule.remaining_estimate(last_run_at)` from
 the schedule's now (negative when beat fires late), the same computation beat itself makes in `is_due`.
@@ -22,11 +24,18 @@ from celery.utils.saferepr import saferepr
 
 from webui.agent import records
 
-_firing = threading.local()  # .stamp: {"beat_entry": …, "beat_due": …} while an entry's task is being sent
+_firing = threading.local()  # .stamp: {"beat_entry": …, "beat_due": …} while an entry's task is being sent;
+# .uuid: the id of the task-sent record made for it, if `before_task_publish` got that far
 
 
 def current_stamp() -> dict[str, Any] | None:
     return getattr(_firing, "stamp", None)
+
+
+def note_sent(uuid: str) -> None:
+    """`before_task_publish` made a task-sent record for the entry firing now (if one is): remember its id."""
+    if current_stamp() is not None:
+        _firing.uuid = uuid
 
 
 def due_time(entry: Any) -> float | None:
@@ -38,9 +47,10 @@ def due_time(entry: Any) -> float | None:
         return None
 
 
-def publish_failed(stamp: dict[str, Any], task: str | None, exc: BaseException) -> dict[str, Any]:
-    """The record of a fire whose task could not be sent (no task-sent record follows it)."""
-    return records.record("beat-publish-failed", anon_nodename(), name=task, **stamp,
+def publish_failed(stamp: dict[str, Any], task: str | None, exc: BaseException,
+                   uuid: str | None = None) -> dict[str, Any]:
+    """The record of a fire whose task could not be sent: `uuid` is its task-sent record's, when it has one."""
+    return records.record("beat-publish-failed", anon_nodename(), name=task, uuid=uuid, **stamp,
                           exception=saferepr(exc, records.REPR_MAXSIZE))
 
 
@@ -52,14 +62,14 @@ def hook(scheduler: Any, publisher: Any) -> None:
 
     def apply_async(entry: Any, *args: Any, **kwargs: Any) -> Any:
         stamp = {"beat_entry": getattr(entry, "name", None), "beat_due": due_time(entry)}
-        _firing.stamp = stamp
+        _firing.stamp, _firing.uuid = stamp, None
         try:
             return send(entry, *args, **kwargs)
         except Exception as exc:
-            publisher.put(publish_failed(stamp, getattr(entry, "task", None), exc))
+            publisher.put(publish_failed(stamp, getattr(entry, "task", None), exc, _firing.uuid))
             raise
         finally:
-            _firing.stamp = None
+            _firing.stamp = _firing.uuid = None
 
     scheduler.apply_async = apply_async
     scheduler._webui_agent_stamps = True

@@ -15,6 +15,7 @@ from webui.api.errors import ApiError
 from webui.api.task_dicts import task_dict, task_info
 from webui.auth.access import requires
 from webui.beat import board as beat_board
+from webui.beat import status as beat_status
 from webui.broker_info import describe_broker
 from webui.store import queue_queries, task_list, task_queries, worker_queries
 from webui.store.models import AuditLog, CollectorGap, QueueSample
@@ -224,9 +225,16 @@ def _beat_entry(entry: beat_board.BoardEntry, fires: int = beat_board.RECENT_FIR
         "last_fired_at": status.last_fired_at, "last_fired_from": status.last_fired_from,
         "next_due_at": status.next_due_at, "overdue_by": status.overdue_by, "missed_count": status.missed_count,
         "drift": status.drift, "too_often": status.too_often, "last_outcome": status.last_outcome,
-        "fires": [{"at": f.at, "task_uuid": f.task_uuid, "sender": f.sender, "state": f.state}
-                  for f in status.fires[:fires]],
+        "publish_failed": _beat_fire(status.publish_failed) if status.publish_failed is not None else None,
+        "fires": [_beat_fire(f) for f in status.fires[:fires]],
     }
+
+
+def _beat_fire(fire: beat_status.Fire) -> dict[str, Any]:
+    """One fire, or beat's failed attempt at one (`failed`: the exception; `task_uuid` then None when the
+    publish never named a task)."""
+    return {"at": fire.at, "task_uuid": fire.task_id, "sender": fire.sender, "state": fire.state,
+            "due": fire.due, "lateness": fire.lateness, "failed": fire.failed}
 
 
 def _queue(view: queue_queries.QueueView) -> dict[str, Any]:

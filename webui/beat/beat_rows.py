@@ -3,16 +3,31 @@
 Entries are upserted by (source, name) and marked removed when a source that read fine no longer lists them
 (kept, with their fires: "this entry was deleted on Tuesday" is history too). Fires are inserted once per
 (task, entry). Fires older than `FIRE_RETENTION` are deleted a batch at a time, like queue samples.
+
+The companion's `beat-publish-failed` records (webui.agent.beat) are written here too, by the writer as it
+reads them: one `beat_fire` row with `failed` set, on every live entry of that name and task. Its key is the
+task-sent record's id when the publish got that far (the watcher later finds that task and must not count it as
+a fire: its insert then does nothing), else one made from the record itself, so a record the stream delivers
+again is stored once.
 """
 from __future__ import annotations
 
 import json
+import logging
+import time
 from dataclasses import asdict
 from typing import Any
 
 from peewee import Database
 
 from webui.beat.entries import ScheduleEntry
+from webui.beat.status import NO_TASK_PREFIX
+from webui.collector.merge import AGENT_SOURCE
+from webui.privacy import Redactor
+
+log = logging.getLogger(__name__)
+
+PUBLISH_FAILED = "beat-publish-failed"  # the companion's record type (webui.agent.beat)
 
 FIRE_RETENTION = 30 * 86400.0
 DELETE_BATCH = 1000
@@ -75,11 +90,67 @@ def _write_entries(db: Database, entries: list[ScheduleEntry], read_ok: set[str]
 
 def _write_fires(db: Database, fires: list[Any], ids: dict[tuple[str, str], int]) -> None:
     p = db.param
-    rows = [(ids[f.entry], f.task_uuid, f.at, f.sender) for f in fires if f.entry in ids and f.at is not None]
+    rows = [(ids[f.entry], f.task_uuid, f.at, f.sender, f.due) for f in fires if f.entry in ids and f.at is not None]
     if rows:
         db.cursor().executemany(
-            f"INSERT INTO beat_fire (entry_id, task_uuid, at, sender) VALUES ({p}, {p}, {p}, {p}) "
+            f"INSERT INTO beat_fire (entry_id, task_uuid, at, sender, due) VALUES ({p}, {p}, {p}, {p}, {p}) "
             f"ON CONFLICT (task_uuid, entry_id) DO NOTHING", rows)
+
+
+def publish_failures(items: list[tuple[str, Any, float]]) -> list[dict[str, Any]]:
+    """The companion's `beat-publish-failed` records among a writer batch's events."""
+    return [raw for kind, payload, _ in items if kind == "events" for raw in payload
+            if isinstance(raw, dict) and raw.get("type") == PUBLISH_FAILED and raw.get("source") == AGENT_SOURCE
+            and isinstance(raw.get("beat_entry"), str)]
+
+
+def write_publish_failures(db: Database, failures: list[dict[str, Any]], redactor: Redactor) -> int:
+    """Store each failed publish on the entries it names; returns the rows written (none for an entry the
+    watcher has not read from its source yet: there is nothing to hang the attempt on)."""
+    p = db.param
+    written = 0
+    for record in failures:
+        entry_ids = _entries_named(db, record["beat_entry"], record.get("name"))
+        if not entry_ids:
+            log.info("beat-publish-failed for %r: no such entry watched yet, not kept", record["beat_entry"])
+        at, due = _number(record.get("timestamp")), _number(record.get("beat_due"))
+        exception = redactor.clean_event({"exception": str(record.get("exception") or "unknown error")})["exception"]
+        for entry_id in entry_ids:
+            db.execute_sql(
+                f"INSERT INTO beat_fire (entry_id, task_uuid, at, sender, due, failed) "
+                f"VALUES ({p}, {p}, {p}, {p}, {p}, {p}) ON CONFLICT (task_uuid, entry_id) "
+                f"DO UPDATE SET failed = excluded.failed, due = COALESCE(beat_fire.due, excluded.due)",
+                (entry_id, _failure_key(record), at if at is not None else time.time(), _sender(record), due,
+                 exception))
+            written += 1
+    return written
+
+
+def _entries_named(db: Database, name: str, task: Any) -> list[int]:
+    p = db.param
+    sql = f"SELECT id FROM beat_entry WHERE name = {p} AND removed_at IS NULL"
+    params: tuple[Any, ...] = (name,)
+    if isinstance(task, str) and task:
+        sql, params = sql + f" AND task = {p}", (name, task)
+    return [int(row[0]) for row in db.execute_sql(sql, params).fetchall()]
+
+
+def _failure_key(record: dict[str, Any]) -> str:
+    uuid = record.get("uuid")
+    if isinstance(uuid, str) and uuid:
+        return uuid[:255]
+    return f"{NO_TASK_PREFIX}{record.get('hostname')}:{record.get('pid')}:{record.get('timestamp')}"[:255]
+
+
+def _sender(record: dict[str, Any]) -> str | None:
+    host, pid = record.get("hostname"), record.get("pid")
+    if not host:
+        return None
+    return f"{host}:{pid}"[:255] if pid is not None else str(host)[:255]
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _delete_old_fires(db: Database, cutoff: float) -> None:

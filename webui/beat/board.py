@@ -120,8 +120,10 @@ def judge_row(row: BeatEntry, settings: Any, app_timezone: str | None, as_of: fl
 
 
 def recent_fires(entry_id: int, limit: int = RECENT_FIRES) -> list[beat_status.Fire]:
-    """The entry's newest fires first, each with its task's state now (the fire's outcome)."""
-    query: Any = (BeatFire.select(BeatFire.at, BeatFire.task_uuid, BeatFire.sender, Task.state)
+    """The entry's newest fires first, each with its task's state now (the fire's outcome); failed publishes
+    are among them, with their exception."""
+    query: Any = (BeatFire.select(BeatFire.at, BeatFire.task_uuid, BeatFire.sender, Task.state, BeatFire.due,
+                                  BeatFire.failed)
                   .join(Task, JOIN.LEFT_OUTER, on=(Task.uuid == BeatFire.task_uuid))
                   .where(BeatFire.entry_id == entry_id).order_by(BeatFire.at.desc()).limit(limit).tuples())
     return [beat_status.Fire(*row) for row in query]

@@ -10,6 +10,11 @@ States, like a cron monitor's:
 - missed: the slot after that one has passed too (its grace included);
 - waiting: never seen to fire, and its first due time since we started watching has not passed;
 - disabled, removed, unknown (a schedule we cannot compute), done (a one-off that has fired).
+
+Fires the companion in beat stamped (webui.agent.beat) carry the time their slot was due: lateness is the fire's
+time minus that, and a duplicate is two fires of one due time, exactly; fires without a stamp (events only) are
+matched to their slots by inference, as before. An attempt whose publish failed (`Fire.failed`) is not a fire:
+the slot stays unfired, and a late or missed entry names the failure (`EntryStatus.publish_failed`).
 """
 from __future__ import annotations
 
@@ -37,6 +42,10 @@ DRIFT_MIN_FIRES = 3
 TOO_OFTEN_SHARE = 0.5
 TOO_OFTEN_MIN_GAPS = 2
 MAX_COUNTED_MISSES = 1000
+# Two stamped due times this close are one slot: beat computes a due time as now + the time remaining, so two
+# computations of the same slot differ by the microseconds between their clock reads.
+SAME_DUE = 0.5
+NO_TASK_PREFIX = "publish-failed:"  # the key of a failed publish's row when it names no task (beat_rows)
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,20 @@ class Fire:
     task_uuid: str | None = None
     sender: str | None = None  # hostname:pid of the task-sent event
     state: str | None = None  # the task's state now: its outcome
+    due: float | None = None  # the slot's due time, as the companion in beat stamped it
+    failed: str | None = None  # the exception of a publish that failed: beat's attempt, not a fire
+
+    @property
+    def task_id(self) -> str | None:
+        """The task to link to: none for a failed publish that never got as far as a task-sent record."""
+        if self.task_uuid is None or self.task_uuid.startswith(NO_TASK_PREFIX):
+            return None
+        return self.task_uuid
+
+    @property
+    def lateness(self) -> float | None:
+        """Seconds after its stamped due time; None without a stamp."""
+        return self.at - self.due if self.due is not None else None
 
 
 @dataclass(frozen=True)
@@ -76,7 +99,8 @@ class EntryStatus:
     drift: float | None = None  # typical lateness against the slot, when fires land consistently late
     too_often: str | None = None  # why it fires more often than scheduled
     last_outcome: str | None = None
-    fires: tuple[Fire, ...] = field(default_factory=tuple)
+    fires: tuple[Fire, ...] = field(default_factory=tuple)  # failed attempts included
+    publish_failed: Fire | None = None  # late or missed, and beat's attempt at the slot failed to publish
 
     @property
     def problem(self) -> bool:
@@ -93,7 +117,8 @@ def derived_grace(period: float | None) -> float:
 def judge(facts: EntryFacts, as_of: float) -> EntryStatus:
     """The entry's state as of `as_of` (see the module docstring)."""
     spec, tz = facts.schedule, facts.timezone
-    newest_fire = facts.fires[0].at if facts.fires else None
+    fired = [f for f in facts.fires if f.failed is None]
+    newest_fire = fired[0].at if fired else None
     # A record ahead of the evidence is a slot marked done before it came (a skipped run), not a run yet.
     record = facts.last_run_at if facts.last_run_at is None or facts.last_run_at <= as_of else None
     last, source = _last_fired(newest_fire, record)
@@ -103,8 +128,8 @@ def judge(facts: EntryFacts, as_of: float) -> EntryStatus:
     if source == "scheduler":
         grace += facts.record_lag
     base = EntryStatus(UNKNOWN, grace=grace, period=period, last_fired_at=last, last_fired_from=source,
-                       last_outcome=facts.fires[0].state if facts.fires else None, fires=tuple(facts.fires),
-                       drift=drift(facts.fires, spec, tz), too_often=too_often(facts.fires, period))
+                       last_outcome=fired[0].state if fired else None, fires=tuple(facts.fires),
+                       drift=drift(fired, spec, tz), too_often=too_often(fired, period))
     if facts.removed:
         return replace(base, state=REMOVED)
     if not facts.enabled:
@@ -119,7 +144,16 @@ def judge(facts: EntryFacts, as_of: float) -> EntryStatus:
     misses = _count_misses(spec, due, as_of, grace, tz)
     following = schedule_spec.next_due(spec, due, tz)
     state = MISSED if following is None or as_of > following + grace else LATE
-    return replace(base, state=state, next_due_at=due, overdue_by=as_of - due, missed_count=misses)
+    return replace(base, state=state, next_due_at=due, overdue_by=as_of - due, missed_count=misses,
+                   publish_failed=_failed_attempt(facts.fires, last))
+
+
+def _failed_attempt(fires: Sequence[Fire], last: float | None) -> Fire | None:
+    """The newest publish that failed since the entry last fired: why the slot has no fire."""
+    for fire in fires:
+        if fire.failed is not None and (last is None or fire.at >= last):
+            return fire
+    return None
 
 
 def _last_fired(newest_fire: float | None, record: float | None) -> tuple[float | None, str | None]:
@@ -153,7 +187,8 @@ def drift(fires: Sequence[Fire], spec: dict, tz: str | None) -> float | None:
         return None
     lateness = []
     for fire in recent:
-        slot = schedule_spec.previous_slot(spec, fire.at, tz)
+        # A stamped fire says which slot it was for; an unstamped one is taken for the latest slot before it.
+        slot = fire.due if fire.due is not None else schedule_spec.previous_slot(spec, fire.at, tz)
         if slot is None:
             return None
         lateness.append(fire.at - slot)
@@ -170,9 +205,13 @@ def too_often(fires: Sequence[Fire], period: float | None) -> str | None:
     Two beat processes (a classic cause of duplicate runs) show as fires from two senders interleaving; a manual
     run of the same task with the same arguments shows as one short gap, so one alone is not enough.
     """
+    recent = fires[:20]
+    doubled = duplicate_slots(recent)
+    if doubled:
+        return f"{doubled} slot{'s' if doubled != 1 else ''} fired more than once (the same due time)" \
+            + _senders_note(recent)
     if period is None or len(fires) < 3:
         return None
-    recent = fires[:20]
     short = [a for a, b in zip(recent, recent[1:], strict=False) if a.at - b.at < period * TOO_OFTEN_SHARE]
     if len(short) < TOO_OFTEN_MIN_GAPS:
         return None
@@ -180,6 +219,26 @@ def too_often(fires: Sequence[Fire], period: float | None) -> str | None:
     if len(senders) > 1:
         return f"fires come from {len(senders)} senders ({', '.join(senders[:3])}): two beat processes?"
     return f"{len(short)} of the last {len(recent) - 1} gaps between fires were under half the period"
+
+
+def duplicate_slots(fires: Sequence[Fire]) -> int:
+    """How many stamped due times have more than one fire: each is a slot sent twice, exactly."""
+    dues = sorted(f.due for f in fires if f.due is not None)
+    doubled, previous, counted = 0, None, False
+    for due in dues:
+        same = previous is not None and due - previous <= SAME_DUE
+        if same and not counted:
+            doubled += 1
+        counted = same
+        previous = due
+    return doubled
+
+
+def _senders_note(fires: Sequence[Fire]) -> str:
+    senders = sorted({f.sender for f in fires if f.sender})
+    if len(senders) > 1:
+        return f", from {len(senders)} senders ({', '.join(senders[:3])}): two beat processes?"
+    return ""
 
 
 @dataclass(frozen=True)

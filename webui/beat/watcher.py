@@ -38,6 +38,7 @@ class FoundFire:
     task_uuid: str
     at: float
     sender: str | None
+    due: float | None = None  # the slot's due time, when the companion in beat stamped the fire
 
 
 @dataclass
@@ -144,15 +145,15 @@ class BeatWatcher:
     def _fires(self, matcher: FireMatcher, rows: list[tuple]) -> list[FoundFire]:
         fires = []
         # Stamped fires first: an entry that has one matches no unstamped task from then on.
-        stamped_rows = [(row, _stamp(row[8])) for row in rows]
+        stamped_rows = [(row, *_stamp(row[8])) for row in rows]
         stamped_rows.sort(key=lambda item: item[1] is None)
-        for (task_id, uuid, name, args, kwargs, sent_at, received_at, updated_at, _), stamp in stamped_rows:
+        for (task_id, uuid, name, args, kwargs, sent_at, received_at, updated_at, _), stamp, due in stamped_rows:
             keys = matcher.entries_for(name, args, kwargs, stamp)
             if not keys:
                 continue
             sender = self._sender(task_id)
             at = sent_at or received_at or updated_at
-            fires += [FoundFire(key, uuid, at, sender) for key in keys]
+            fires += [FoundFire(key, uuid, at, sender, due) for key in keys]
         return fires
 
     def _sender(self, task_id: int) -> str | None:
@@ -219,13 +220,15 @@ def watch_loop(app: Celery, db: Database, writer: Any, redactor: Redactor, setti
         sources.close()
 
 
-def _stamp(detail: str | None) -> str | None:
-    """The entry name the companion stamped a fire with (webui.agent.beat), if any."""
+def _stamp(detail: str | None) -> tuple[str | None, float | None]:
+    """The entry name and due time the companion stamped a fire with (webui.agent.beat), if it did."""
     if not detail or '"beat"' not in detail:
-        return None
+        return None, None
     beat = fastjson.loads_as(detail, dict).get("beat")
-    entry = beat.get("entry") if isinstance(beat, dict) else None
-    return entry if isinstance(entry, str) else None
+    if not isinstance(beat, dict) or not isinstance(beat.get("entry"), str):
+        return None, None
+    due = beat.get("due")
+    return beat["entry"], float(due) if isinstance(due, int | float) and not isinstance(due, bool) else None
 
 
 def _known_workers(db: Database) -> set[str]:

@@ -365,6 +365,7 @@ class Writer(threading.Thread):
             batch = self._without_stored_copies(batch)
         task_events, worker_events, malformed = self._sort(batch)
         task_events, logs = task_logs.split(task_events)  # the companion's log lines: stored, not merged
+        beat_failures = beat_rows.publish_failures(batch.items)  # the companion in beat: fires that did not go
         controls = [item for item in batch.items if item[0] in ("gap-open", "gap-close")]
         with self.db.atomic():
             touched_workers, transitions = self._merge_workers(worker_events, task_events)
@@ -389,6 +390,8 @@ class Writer(threading.Thread):
                     self.rows.write_queue_samples(results[0], at, keep_after=results[1])
                 elif kind == "beat":
                     beat_rows.write_pass(self.db, results)
+            if beat_failures:
+                beat_rows.write_publish_failures(self.db, beat_failures, self.redactor)
             self._count(batch, task_events, malformed)
             if tick or batch.items:
                 status = self._status_values()

@@ -31,13 +31,17 @@ def beat_missed(ctx: DetectContext, params: dict[str, Any]) -> list[Finding]:
         name = entry.row.name
         overdue = f", due {moment(status.next_due_at, ctx.now)}" if status.next_due_at is not None else ""
         last = f"; last ran {moment(status.last_fired_at, ctx.now)}" if status.last_fired_at is not None else ""
+        failed = status.publish_failed
+        # Beat did try: the alert says so, and with what error, so nobody goes looking for a stopped beat.
+        why = f"; the publish failed {moment(failed.at, ctx.now)}: {failed.failed}" if failed is not None else ""
         findings.append(Finding(
             "beat_missed", name, name,
-            f"Beat entry {name} ({entry.row.task}) missed {status.missed_count} runs{overdue}{last}"
+            f"Beat entry {name} ({entry.row.task}) missed {status.missed_count} runs{overdue}{last}{why}"
             + _as_of(board, ctx.now),
             {"task": entry.row.task, "source": entry.row.source, "missed_count": status.missed_count,
              "next_due_at": status.next_due_at, "last_fired_at": status.last_fired_at,
-             "schedule": entry.schedule_text, "stale": board.stale},
+             "schedule": entry.schedule_text, "stale": board.stale,
+             "publish_failed": failed.failed if failed is not None else None},
             f"/beat/{entry.row.id}", float(status.missed_count), status.next_due_at))
     return findings
 

@@ -362,6 +362,8 @@ class BeatFire(BaseModel):
     task_uuid = CharField(max_length=255)
     at = DoubleField()
     sender = CharField(max_length=255, null=True)
+    due = DoubleField(null=True)  # the slot's due time, as the companion in beat stamped it (schema v17)
+    failed = TextField(null=True)  # the exception of a publish that failed: an attempt, not a fire
 
     class Meta:
         indexes = ((("entry_id", "at"), False), (("task_uuid", "entry_id"), True))

@@ -47,6 +47,18 @@ SOURCE_LABELS = {
 
 def state_title(status: beat_status.EntryStatus) -> str:
     """What the state badge means for this entry, in a sentence (the badge's tooltip, the detail page's text)."""
+    if status.publish_failed is not None:
+        return f"{_judged(status)} {publish_failed_text(status.publish_failed)}"
+    return _judged(status)
+
+
+def publish_failed_text(fire: beat_status.Fire) -> str:
+    """Why a slot has no fire although beat tried: the publish raised (the companion's record of it)."""
+    due = f" for the slot due {utc_text(fire.due)}" if fire.due is not None else ""
+    return f"Publish failed: beat tried to send it at {utc_text(fire.at)}{due} and got {fire.failed}."
+
+
+def _judged(status: beat_status.EntryStatus) -> str:
     state, grace = status.state, duration(status.grace)
     if state == beat_status.ON_TIME:
         return f"Fired when due; the next fire is not due yet (grace {grace})."
@@ -117,12 +129,15 @@ class FireRow:
 
 
 def fire_history(fires: Sequence[beat_status.Fire], spec: dict[str, Any], tz: str | None) -> list[FireRow]:
-    """Each fire (newest first) with the time it was due: the schedule's next slot after the fire before it,
-    as beat computes it from its last run. The oldest shown has no fire before it: its latest slot, if any."""
+    """Each fire (newest first) with the time it was due: the due time the companion in beat stamped it with,
+    else the schedule's next slot after the fire before it, as beat computes it from its last run (the oldest
+    shown has no fire before it: its latest slot, if any)."""
     rows = []
     for index, fire in enumerate(fires):
         older = fires[index + 1] if index + 1 < len(fires) else None
-        if older is not None:
+        if fire.due is not None:
+            due: float | None = fire.due
+        elif older is not None:
             due = schedule_spec.next_due(spec, older.at, tz)
         else:
             due = schedule_spec.previous_slot(spec, fire.at, tz)
@@ -179,6 +194,7 @@ def app_timezone_name() -> str:
 
 def _helpers() -> dict[str, Any]:
     return {"state_labels": STATE_LABELS, "state_title": state_title, "drift_title": drift_title,
+            "publish_failed_text": publish_failed_text,
             "outcome_class": outcome_class, "utc_text": utc_text, "lateness_text": lateness_text,
             "pretty": pretty, "spec_fields": spec_fields, "breakable": breakable, "source_labels": SOURCE_LABELS,
             "strip_fires": STRIP_FIRES, "link_tasks": "task.detail" in current_app.view_functions}
