@@ -122,6 +122,24 @@ def test_a_first_read_takes_the_checkpoint_and_reads_no_settled_row(db) -> None:
     assert fresh.counts["app.add"]["sent"] == settled.counts["app.add"]["sent"] + 1
 
 
+def test_the_checkpoint_stops_below_a_task_still_waiting_when_a_later_one_arrives_settled(db) -> None:
+    fill(count=50)
+    now = NOW + 3 * DAY
+    Task.insert(id=51, uuid="queued", name="app.add", state="RECEIVED", sent_at=now - 10, received_at=now - 9,
+                updated_at=now - 9).execute()  # not started yet
+    Task.insert(id=52, uuid="late", name="app.add", state="SUCCESS", sent_at=now - 3600, received_at=now - 3599,
+                started_at=now - 3598, updated_at=now - 3598).execute()  # its events came late: settled on arrival
+    before = TaskTotalsReader(BOUNDS)
+    before.read(now)
+    assert metrics_checkpoint.advance(db, BOUNDS, now).tasks == 51
+
+    Task.update(state="STARTED", started_at=now + 20).where(Task.uuid == "queued").execute()  # 30 s of wait
+    truth = expected(db)
+    metrics_checkpoint.advance(db, BOUNDS, LATER)
+    assert as_counted(TaskTotalsReader(BOUNDS).read(LATER), BOUNDS) == truth
+    assert as_counted(before.read(LATER), BOUNDS) == truth
+
+
 def test_advancers_racing_add_each_row_once(db) -> None:
     fill()
     truth = expected(db)

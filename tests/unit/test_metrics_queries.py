@@ -52,6 +52,21 @@ def test_a_process_that_kept_old_sums_agrees_with_a_fresh_one(db) -> None:
     assert later.wait["app.add"] == ([0, 3, 0], 9.0)  # each waited 3 s from sent to started
 
 
+def test_a_task_that_arrives_already_settled_leaves_the_unsettled_ones_before_it_open(db) -> None:
+    old = TaskTotalsReader((1.0, 10.0))
+    task("t1", NOW - DAY)
+    task("queued", NOW - 10, started_at=None)  # received 9 s ago, not started yet
+    task("late", NOW - 3600)  # its events came late (a worker's clock behind): settled on arrival, newest id
+    first = old.read(NOW)
+
+    Task.update(started_at=NOW + 20).where(Task.uuid == "queued").execute()  # it starts: 30 s of wait
+    later = old.read(NOW + 30)
+
+    assert first.wait["app.add"] == ([0, 2, 0], 6.0)
+    assert later == TaskTotalsReader((1.0, 10.0)).read(NOW + 30)
+    assert later.wait["app.add"] == ([0, 2, 1], 36.0)
+
+
 def test_offline_workers_leave_after_the_expiry_and_forgotten_ones_at_once(db) -> None:
     Worker.create(hostname="up", online=True, active=2, first_seen=NOW, last_seen=NOW)
     Worker.create(hostname="recent", online=False, active=5, first_seen=NOW, last_seen=NOW - 60,

@@ -66,7 +66,8 @@ Totals = dict[tuple[str, str, str], float]  # `task_total` values by (name, metr
 
 def target(now: float, current: Covered | None) -> Covered:
     """Where an advance at `now` takes the checkpoint: the settled rows' boundaries, never below `current`."""
-    goal = Covered(task_boundary(now) or 0, failure_boundary(now), rollup_boundary(now))
+    goal = Covered(task_boundary(now, current.tasks if current else None) or 0, failure_boundary(now),
+                   rollup_boundary(now))
     if current is None:
         return goal
     return Covered(max(current.tasks, goal.tasks), max(current.failures, goal.failures),

@@ -10,7 +10,8 @@ What each total sums (docs/metrics.md says the same to users):
 
 Each family is read by its position (rollup minute, `failed_at`, task id), and rows below a boundary that trails
 far enough behind no longer change: 2 days of rollup minutes (events more than a day off the collector's clock
-are put in their arrival minute), a day of `failed_at`, and tasks received more than `TASK_SETTLE` seconds ago.
+are put in their arrival minute), a day of `failed_at`, and tasks received more than `TASK_SETTLE` seconds ago
+up to the first one that was not (`task_boundary`: ids follow arrival, not `received_at`).
 The price is that a task that starts more than `TASK_SETTLE` after a worker received it (an ETA task) adds no
 wait observation, and a failure stamped more than a day in the past by a skewed clock may be missed.
 
@@ -96,11 +97,26 @@ def failure_boundary(now: float) -> float:
     return now - FAILURE_SETTLE
 
 
-def task_boundary(now: float) -> int | None:
-    """Past the id of the newest task received `TASK_SETTLE` ago (index `task_received_at`): rows below are final."""
-    row = (Task.select(Task.id).where(Task.received_at < now - TASK_SETTLE)
-           .order_by(Task.received_at.desc()).limit(1).first())
-    return int(row.id) + 1 if row is not None else None
+def task_boundary(now: float, lo: int | None = None) -> int | None:
+    """The id below which task rows are final: past the newest task received `TASK_SETTLE` ago (index
+    `task_received_at`), but no further than the first task from `lo` on received since.
+
+    Ids follow arrival, not `received_at`: a task whose events come late (a worker's clock behind, events a broker
+    held through a failover) arrives settled with the newest id, above tasks still waiting to start, and may be
+    the newest received before the cutoff. Passing it would freeze those without their wait. The second look
+    scans ids from `lo`, the rows a read sums anyway; without `lo` (no checkpoint yet), the `TASK_SETTLE` seconds
+    of `task_received_at`, not every id."""
+    cutoff = now - TASK_SETTLE
+    newest = Task.select(Task.id).where(Task.received_at < cutoff).order_by(Task.received_at.desc()).limit(1).first()
+    if newest is None:
+        return None
+    boundary = int(newest.id) + 1
+    if lo is None:  # `id + 0`: the least id of the recent rows, not a walk along the primary key until one
+        first = Task.select(fn.MIN(Task.id + 0)).where(Task.received_at >= cutoff).scalar()
+    else:
+        first = (Task.select(Task.id).where(Task.received_at >= cutoff, Task.id >= lo, Task.id < boundary)
+                 .order_by(Task.id).limit(1).scalar())
+    return min(boundary, int(first)) if first is not None else boundary
 
 
 def read_rollups(lo: int | None, hi: int | None) -> Sums:
@@ -316,7 +332,7 @@ class TaskTotalsReader:
         rollups, failures, tasks = self.families
         return (rollups.totals(rollup_boundary(now), read_rollups),
                 failures.totals(failure_boundary(now), read_failures),
-                tasks.totals(task_boundary(now), task_reader(self.wait_bounds)))
+                tasks.totals(task_boundary(now, tasks.boundary), task_reader(self.wait_bounds)))
 
 
 def _totals(rollups: Sums, failures: Sums, tasks: Sums) -> TaskTotals:
