@@ -48,6 +48,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=500)
     parser.add_argument("--route", action="append", help="a path to time; repeatable (default: the five above)")
     parser.add_argument("--profile", action="store_true", help="cProfile the last route afterwards")
+    parser.add_argument("--sort", default="cumulative", help="the profile's order: cumulative, tottime…")
     opts = parser.parse_args()
     opts.store.parent.mkdir(parents=True, exist_ok=True)
     url = store(opts.store, opts.tasks)
@@ -73,7 +74,7 @@ def main() -> int:
         for _ in range(opts.runs):
             client.get(routes[-1], environ_base=LOOPBACK)
         profile.disable()
-        pstats.Stats(profile).sort_stats("cumulative").print_stats(30)
+        pstats.Stats(profile).sort_stats(opts.sort).print_stats(30)
     return 0
 
 

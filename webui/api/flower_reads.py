@@ -11,7 +11,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from webui.api import flower_task_query, params
 from webui.api.errors import ApiError
-from webui.api.task_dicts import task_dict, task_info
+from webui.api.task_dicts import row_dict, task_info
 from webui.store import queue_queries
 from webui.store.models import Worker, WorkerInspection
 from webui.store.task_queries import task_by_uuid, task_names
@@ -63,7 +63,7 @@ def tasks() -> Response:
     """Flower's task list: an ordered object `{uuid: task}` (see webui.api.flower_task_query for the bounds)."""
     query = flower_task_query.parse_query(request.values, time.time())
     found, partial = flower_task_query.select(current_app.config["WEBUI_DATABASE"], query)
-    response = ordered_json({task.uuid: task_dict(task) for task in found})
+    response = ordered_json({row["uuid"]: row_dict(row) for row in found})
     if partial:
         response.headers["X-WebUI-Partial"] = "true"
     return response

@@ -23,6 +23,7 @@ from werkzeug.datastructures import MultiDict
 
 from webui.api import params
 from webui.api.errors import ApiError
+from webui.api.task_dicts import ROW_COLUMNS
 from webui.store import task_list
 from webui.store.models import Task
 from webui.task_filters import FilterError, TaskFilter, parse
@@ -130,8 +131,8 @@ def _with_search(query: Query, search: str, now: float) -> Query:
     return replace(query, flt=flt, args_terms=tuple(args), kwargs_terms=tuple(kwargs), result_term=result)
 
 
-def select(db: Database, query: Query, *, deadline: float = DEADLINE) -> tuple[list[Task], bool]:
-    """The tasks of the answer, in its order, as full rows; and whether the walk ran out of time first."""
+def select(db: Database, query: Query, *, deadline: float = DEADLINE) -> tuple[list[dict[str, Any]], bool]:
+    """The tasks of the answer, in its order, as rows of `ROW_COLUMNS`; and whether the walk ran out of time."""
     sort_in_memory = query.sort_by is not None and query.sort_by.lstrip("-") != "received"
     want = WINDOW if sort_in_memory else query.offset + query.limit
     key = (query.sort_by or "").lstrip("-")
@@ -164,12 +165,15 @@ def _walk(db: Database, query: Query, want: int, deadline: float,
     return found[:want], False
 
 
-def _full_rows(tasks: list[Task]) -> list[Task]:
-    """The list reads only the columns it shows; Flower's dict needs them all (traceback, exchange, …)."""
-    rows: dict[int, Task] = {}
+def _full_rows(tasks: list[Task]) -> list[dict[str, Any]]:
+    """The walk reads only the columns it sorts and filters on; Flower's dict needs more (traceback, exchange, …),
+    read here as plain rows of `task_dicts.ROW_COLUMNS`."""
+    rows: dict[int, dict[str, Any]] = {}
     ids = [t.id for t in tasks]
+    columns = [getattr(Task, name) for name in ROW_COLUMNS]
     for start in range(0, len(ids), 500):
-        rows.update((row.id, row) for row in Task.select().where(Task.id.in_(ids[start:start + 500])))
+        chunk: Any = Task.select(*columns).where(Task.id.in_(ids[start:start + 500])).dicts()
+        rows.update((row["id"], row) for row in chunk)
     return [rows[i] for i in ids if i in rows]
 
 

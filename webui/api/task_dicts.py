@@ -9,6 +9,7 @@ empty rather than run three queries per row.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from webui.store.models import Task, TaskEvent
@@ -22,9 +23,19 @@ _TIMES = {"received": "received_at", "sent": "sent_at", "started": "started_at",
           "succeeded": "succeeded_at", "failed": "failed_at", "retried": "retried_at", "revoked": "revoked_at"}
 
 
+# The columns `row_dict` reads: a list reads just these, as plain rows (building models cost half of it).
+ROW_COLUMNS = ("id", "uuid", "name", "state", *_TIMES.values(), "cancelled_at", "updated_at", "args", "kwargs",
+               "eta", "expires", "retries", "worker", "result", "exception", "runtime", "traceback", "exchange",
+               "routing_key", "root_id", "parent_id")
+
+
 def task_dict(task: Task) -> dict[str, Any]:
     """Flower's fields of `task`; what the row does not hold (list queries leave columns out) is null."""
-    row = task.__data__
+    return row_dict(task.__data__)
+
+
+def row_dict(row: Mapping[str, Any]) -> dict[str, Any]:
+    """`task_dict` of a row read as a mapping of its columns (`ROW_COLUMNS`)."""
     times = {key: row.get(column) for key, column in _TIMES.items()}
     known = [t for t in (*times.values(), row.get("cancelled_at")) if t is not None]
     root_id = row.get("root_id") or row.get("uuid")  # NULL root_id: its own root (webui.store.models.Task)
