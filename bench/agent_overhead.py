@@ -25,6 +25,10 @@ from pathlib import Path
 import psutil
 import redis
 from celery import Celery
+from kombu import Connection
+
+from webui.agent import DEFAULT_MAX_LENGTH
+from webui.agent.transport import agent_queue, is_amqp
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -106,11 +110,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--pool", default="solo", choices=("solo", "prefork"))
     parser.add_argument("--micro", action="store_true", help="only the in-process CPU cost per record")
+    parser.add_argument("--agent-url", help="where the companion writes (default: the broker's Redis, the next "
+                        "database number); amqp://… for the RabbitMQ transport")
     options = parser.parse_args()
     if options.micro:
         micro(options.broker)
         return
-    agent_url = options.broker.rsplit("/", 1)[0] + "/" + str(int(options.broker.rsplit("/", 1)[1]) + 1)
+    agent_url = options.agent_url or (
+        options.broker.rsplit("/", 1)[0] + "/" + str(int(options.broker.rsplit("/", 1)[1]) + 1))
     log = Path("/tmp") / f"agent-overhead-{os.getpid()}.log"
     redis.Redis.from_url(options.broker).flushdb()
     times: dict[str, list[tuple[float, float]]] = {"without": [], "with": []}
@@ -119,9 +126,15 @@ def main() -> None:
             times[label].append(measure(options.broker, options.pool, url, options.tasks, log))
             cpu, wall = times[label][-1]
             print(f"{label:7} companion: {cpu:.2f} s CPU, {wall:.2f} s wall for {options.tasks} tasks", flush=True)
-    stream = redis.Redis.from_url(agent_url)
-    print(f"stream entries: {stream.xlen('webui:agent')}, memory: {stream.memory_usage('webui:agent')} bytes")
-    stream.delete("webui:agent")
+    if is_amqp(agent_url):
+        with Connection(agent_url) as connection:
+            queue = agent_queue("webui:agent", DEFAULT_MAX_LENGTH)(connection.default_channel)
+            print(f"queue messages: {queue.queue_declare(passive=True).message_count}")
+            queue.delete()
+    else:
+        stream = redis.Redis.from_url(agent_url)
+        print(f"stream entries: {stream.xlen('webui:agent')}, memory: {stream.memory_usage('webui:agent')} bytes")
+        stream.delete("webui:agent")
     for kind, at in (("CPU", 0), ("wall", 1)):
         without = statistics.median(t[at] for t in times["without"])
         with_ = statistics.median(t[at] for t in times["with"])

@@ -139,8 +139,10 @@ def poller(server: Server, timings: Timings, stop: threading.Event) -> None:
 
 def run(opts: argparse.Namespace, workdir: Path) -> dict:
     store = ingest.fresh_store(opts.database, workdir, "load")
+    # Each process gets threads for every socket: the kernel, not the bench, spreads the connections over the
+    # processes, unevenly, and a process out of socket threads closes the extra ones (1013).
     threads = opts.pages + opts.pollers + 16
-    serve_args = ["--workers", str(opts.workers), "--threads", str(-(-threads // opts.workers)),
+    serve_args = ["--workers", str(opts.workers), "--threads", str(threads),
                   "--live-max-sockets", str(opts.pages), *opts.serve_arg]
     server = Server(opts.broker, store.url, workdir / "serve.log", serve_args)
     timings, stop = Timings(), threading.Event()
