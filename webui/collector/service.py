@@ -41,6 +41,7 @@ from webui.collector.agent_queue import AgentQueueReader
 from webui.collector.agent_stream import AgentStreamOptions, AgentStreamReader
 from webui.collector.event_queue import GAP_QUEUE_DROPPED, DropReport, EventQueueOptions, QueueHooks, Resume
 from webui.collector.leader import leader_lock
+from webui.collector.stream_trim import GAP_AGENT_TRIMMED, Trimmed
 from webui.collector.subscriber import MalformedCounter, make_subscriber, supports_event_queue
 from webui.collector.writer import GAP_BROKER, GAP_COLLECTOR_DOWN, CollectorStats, Writer
 from webui.detect import lost_marker
@@ -228,6 +229,16 @@ class Collector:
         writer.open_gap(GAP_QUEUE_DROPPED, reason, started_at=started)
         writer.close_gap(GAP_QUEUE_DROPPED, ended, lost=report.events)
 
+    def _record_trimmed(self, writer: Writer, trimmed: Trimmed) -> None:
+        """Companion records the stream trimmed before they were read: a gap over their times, with the loss."""
+        assert self.agent_stream is not None
+        reason = trimmed.describe(self.agent_stream.stream)
+        log.warning("%s", reason)
+        self.stats.events_dropped += trimmed.count
+        started, ended = trimmed.span(time.time())
+        writer.open_gap(GAP_AGENT_TRIMMED, reason, started_at=started)
+        writer.close_gap(GAP_AGENT_TRIMMED, ended, lost=trimmed.count)
+
     def _caught_up(self, writer: Writer) -> None:
         writer.sweeps_paused = False
 
@@ -296,7 +307,8 @@ class Collector:
         # The workers write to a Redis Stream or, with an amqp:// URL, a RabbitMQ queue: one reader each.
         kind = AgentQueueReader if is_amqp(self.agent_stream.url) else AgentStreamReader
         reader = kind(self.agent_stream, MalformedCounter(self.stats), writer.is_alive,
-                      batch_size=self.settings.batch_size)
+                      batch_size=self.settings.batch_size,
+                      on_trimmed=lambda trimmed: self._record_trimmed(writer, trimmed))
         delays = backoff_delays()
 
         def should_stop() -> bool:
