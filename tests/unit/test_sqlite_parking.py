@@ -48,6 +48,9 @@ def test_a_thread_opening_a_connection_does_not_wait_for_another_thread_opening_
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # peewee serialises connect() behind one lock per database: every request waited for the others' opening.
     db = open_database(f"sqlite:///{tmp_path / 'o.sqlite3'}")
+    with db.connection_context():  # the file exists and is in WAL mode, as the schema's upgrade leaves it
+        db.execute_sql("SELECT 1")
+    db.close_all()  # nothing parked: both threads below open a connection
     opening, most = [0], [0]
     lock = threading.Lock()
     both_opening = threading.Barrier(2)
@@ -71,4 +74,17 @@ def test_a_thread_opening_a_connection_does_not_wait_for_another_thread_opening_
             db.execute_sql("SELECT 1")
     run_threads(2, request)
     assert most[0] == 2
+    db.close_all()
+
+
+def test_threads_opening_a_new_file_at_once_all_get_a_connection(tmp_path: Path) -> None:
+    # The first opening turns the file to WAL; one opening at the same moment would find it locked.
+    db = open_database(f"sqlite:///{tmp_path / 'n.sqlite3'}")
+    start = threading.Barrier(6)
+
+    def request() -> None:
+        start.wait(10)
+        with db.connection_context():
+            assert db.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
+    run_threads(6, request)
     db.close_all()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlparse
@@ -89,12 +90,21 @@ class ParkingSqliteDatabase(PooledSqliteDatabase):
         super().__init__(*args, **kwargs)
         self._lock = _NoopLock()  # see the class's docstring
         self.never_parked: set[int] = set()  # ids of open connections to close, not park (no weakref to them)
+        # Until one connection has opened, openings wait for one another: the first turns a new file to WAL,
+        # which takes the file's lock, and a second opening at that moment gets "database is locked".
+        self._first_open = threading.Lock()
+        self._opened = False
 
     def _connect(self) -> sqlite3.Connection:
         with self._pool_lock:
             if self._connections:
                 return super()._connect()  # a parked one (or, were they all stale, a new one: rare)
-        conn = SqliteDatabase._connect(self)  # type: ignore[attr-defined]
+        if self._opened:
+            conn = SqliteDatabase._connect(self)  # type: ignore[attr-defined]
+        else:
+            with self._first_open:
+                conn = SqliteDatabase._connect(self)  # type: ignore[attr-defined]
+                self._opened = True
         now = time.time()
         with self._pool_lock:
             self._in_use[self.conn_key(conn)] = PoolConnection(now, conn, now)
