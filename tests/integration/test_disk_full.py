@@ -33,10 +33,11 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 def fill(path: Path) -> None:
     """Write `path` until the filesystem has no room left."""
-    with open(path, "wb") as filler, contextlib.suppress(OSError):
+    # Unbuffered: a buffered file would try to write what the last failed write left in its buffer on close,
+    # outside the suppress, and fail there.
+    with open(path, "wb", buffering=0) as filler, contextlib.suppress(OSError):
         while True:
             filler.write(b"\0" * 65536)
-            filler.flush()
             os.fsync(filler.fileno())
 
 
