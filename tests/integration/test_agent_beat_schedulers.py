@@ -62,6 +62,21 @@ def assert_due_as_scheduled(rows: list[dict[str, Any]], saved: tuple[float, floa
           f"after due (the first {first['at'] - first['due']:.3f} s: due before beat started)")
 
 
+def watch_and_check(run_webui, worker, database_url: str, source_args: list[str], beat_app: str,
+                    env: dict[str, str], tmp_path, store: StoreReader, saved: tuple[float, float]) -> None:
+    """`webui serve` watching the schedule source, a real `celery beat` of `beat_app`: its first fires are
+    stored stamped with their entry and a due time that follows the schedule."""
+    server = run_webui("serve", "--broker", worker.broker_url, "--database", database_url, "--batch-interval", "0.1",
+                       "--no-enable-events", "--beat-interval", "1", *source_args, env=env)
+    server.wait_http("/healthcheck", 200, timeout=30)
+    beat = start_beat(beat_app, env, tmp_path / "beat.log")
+    try:
+        assert_due_as_scheduled(stamped_fires(server, store, beat, 4), saved)
+    finally:
+        beat.stop()
+        print(beat.log_tail())
+
+
 def test_redbeat_fires_are_stamped_with_their_entry_and_due_time(
         worker, database_url, run_webui, tmp_path, redis_db, private_redis: PrivateRedis, store: StoreReader) -> None:
     from celery import Celery
@@ -77,16 +92,8 @@ def test_redbeat_fires_are_stamped_with_their_entry_and_due_time(
     before = time.time()
     RedBeatSchedulerEntry(ENTRY, "tests.celeryapp.echo", schedule(PERIOD), args=[ENTRY, token], app=app).save()
     saved = (before, time.time())
-    server = run_webui("serve", "--broker", worker.broker_url, "--database", database_url, "--batch-interval", "0.1",
-                       "--no-enable-events", "--beat-interval", "1", "--beat-redbeat-url", redis_db,
-                       "--beat-redbeat-prefix", prefix, env=env)
-    server.wait_http("/healthcheck", 200, timeout=30)
-    beat = start_beat("tests.beatapp_redbeat", env, tmp_path / "beat.log")
-    try:
-        assert_due_as_scheduled(stamped_fires(server, store, beat, 4), saved)
-    finally:
-        beat.stop()
-        print(beat.log_tail())
+    watch_and_check(run_webui, worker, database_url, ["--beat-redbeat-url", redis_db, "--beat-redbeat-prefix", prefix],
+                    "tests.beatapp_redbeat", env, tmp_path, store, saved)
 
 
 def test_django_celery_beat_fires_are_stamped_with_their_entry_and_due_time(
@@ -98,12 +105,5 @@ def test_django_celery_beat_fires_are_stamped_with_their_entry_and_due_time(
     saved = (before, time.time())
     env = {"WEBUI_TEST_BROKER": worker.broker_url, "WEBUI_TEST_DJANGO_DB": beat_db,
            "WEBUI_AGENT_URL": private_redis.url(0)}
-    server = run_webui("serve", "--broker", worker.broker_url, "--database", database_url, "--batch-interval", "0.1",
-                       "--no-enable-events", "--beat-interval", "1", "--beat-django-database", beat_db, env=env)
-    server.wait_http("/healthcheck", 200, timeout=30)
-    beat = start_beat("tests.beatapp_django", env, tmp_path / "beat.log")
-    try:
-        assert_due_as_scheduled(stamped_fires(server, store, beat, 4), saved)
-    finally:
-        beat.stop()
-        print(beat.log_tail())
+    watch_and_check(run_webui, worker, database_url, ["--beat-django-database", beat_db], "tests.beatapp_django",
+                    env, tmp_path, store, saved)
