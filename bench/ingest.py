@@ -373,13 +373,34 @@ def process_tree_kb(pid: int, key: str) -> int | None:
     total = read_proc_kb(pid, key)
     if total is None:
         return None
-    children = []
+    return total + sum(read_proc_kb(child, key) or 0 for child in _children(pid))
+
+
+def _children(pid: int) -> list[int]:
+    found = []
     for listing in Path(f"/proc/{pid}/task").glob("*/children"):  # a child belongs to the thread that made it
         try:
-            children += listing.read_text().split()
+            found += [int(child) for child in listing.read_text().split()]
         except OSError:
             continue
-    return total + sum(read_proc_kb(int(child), key) or 0 for child in children)
+    return found
+
+
+def process_tree_cpu(pid: int) -> dict[int, tuple[str, int, float]]:
+    """CPU seconds (user + system) so far of a process and all its descendants: {pid: (comm, ppid, seconds)}."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found: dict[int, tuple[str, int, float]] = {}
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            stat = Path(f"/proc/{current}/stat").read_text()
+        except OSError:
+            continue
+        comm, fields = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        found[current] = (comm, int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks)  # ppid, utime, stime
+        pending += _children(current)
+    return found
 
 
 class RssSampler:
