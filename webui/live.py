@@ -38,6 +38,7 @@ import base64
 import json
 import logging
 import math
+import random
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -150,14 +151,25 @@ def read_snapshot(db: Any) -> Snapshot:
 
 
 class Throttle:
-    """Collects topics and lets them out at most once per `interval` seconds (pure: the caller gives the time)."""
+    """Collects topics and lets them out at most once per `interval` seconds (pure: the caller gives the time).
 
-    def __init__(self, interval: float = SEND_INTERVAL) -> None:
+    Pages that hear one change at the same moment would otherwise stay in step: every socket told at once, each
+    interval, and every page asking the server at the same instant (50 pages: 50 requests in one burst, the
+    last answered only when the whole burst is done). So a message that ends a quiet spell (its topics came
+    when the socket was free to send: it goes at once) starts the next interval at a random point (`phase`,
+    in [0, 1) of an interval): the next message may come sooner than a whole interval, once, and the sockets'
+    cadences spread over the interval. While topics keep coming, each socket keeps its own cadence."""
+
+    def __init__(self, interval: float = SEND_INTERVAL, phase: Callable[[], float] = random.random) -> None:
         self.interval = interval
         self.pending: set[str] = set()
         self.last_sent = -math.inf
+        self._phase = phase
+        self._pending_since = -math.inf
 
-    def add(self, topics: Iterable[str]) -> None:
+    def add(self, topics: Iterable[str], now: float) -> None:
+        if not self.pending:
+            self._pending_since = now
         self.pending.update(topics)
 
     def wait_time(self, now: float) -> float | None:
@@ -170,8 +182,9 @@ class Throttle:
         """The pending topics (sorted) if one interval has passed since the last take; else nothing."""
         if not self.pending or now < self.last_sent + self.interval:
             return []
+        quiet = self._pending_since > self.last_sent + self.interval
         topics, self.pending = sorted(self.pending), set()
-        self.last_sent = now
+        self.last_sent = now - self.interval * self._phase() if quiet else now
         return topics
 
 
@@ -183,9 +196,9 @@ class Subscription:
     then clears it (`catch_up`)."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, interval: float = SEND_INTERVAL,
-                 baseline: Snapshot | None = None) -> None:
+                 baseline: Snapshot | None = None, phase: Callable[[], float] = random.random) -> None:
         self._clock = clock
-        self._throttle = Throttle(interval)
+        self._throttle = Throttle(interval, phase)
         self._ready = threading.Condition()
         self._baseline: Snapshot | None = baseline
         self._caught_up = False
@@ -203,7 +216,7 @@ class Subscription:
 
     def offer(self, topics: Iterable[str]) -> None:
         with self._ready:
-            self._throttle.add(topics)
+            self._throttle.add(topics, self._clock())
             self._ready.notify()
 
     def wait(self, timeout: float) -> list[str]:

@@ -1,6 +1,7 @@
 """The live hub's pure parts: which topics two snapshots imply, the throttle, the hub's fan-out, Origin checks."""
 from __future__ import annotations
 
+import random
 import threading
 import time
 
@@ -43,20 +44,49 @@ def test_the_first_rows_of_an_empty_store_are_changes():
 
 
 def test_the_throttle_lets_topics_out_at_most_once_per_interval():
-    throttle = Throttle(interval=1.0)
+    throttle = Throttle(interval=1.0, phase=lambda: 0.0)
     assert throttle.take(0.0) == [] and throttle.wait_time(0.0) is None
-    throttle.add(["tasks", "events"])
+    throttle.add(["tasks", "events"], 9.5)
     assert throttle.take(10.0) == ["events", "tasks"]
-    throttle.add(["tasks"])
+    throttle.add(["tasks"], 10.2)
     assert throttle.take(10.4) == []
     assert throttle.wait_time(10.4) == pytest.approx(0.6)
-    throttle.add(["workers"])  # merged with what waits
+    throttle.add(["workers"], 10.5)  # merged with what waits
     assert throttle.take(11.0) == ["tasks", "workers"]
     assert throttle.take(12.0) == []
 
 
+def test_after_a_quiet_spell_the_next_interval_starts_at_a_random_point():
+    throttle = Throttle(interval=1.0, phase=lambda: 0.75)
+    throttle.add(["tasks"], 10.0)
+    assert throttle.take(10.0) == ["tasks"]  # a quiet spell ends: at once
+    throttle.add(["tasks"], 10.1)
+    assert throttle.wait_time(10.1) == pytest.approx(0.15)  # a quarter of an interval after the first, not a whole
+    assert throttle.take(10.25) == ["tasks"]
+    throttle.add(["tasks"], 10.3)  # topics kept coming: from here on, whole intervals
+    assert throttle.take(11.2) == []
+    assert throttle.take(11.25) == ["tasks"]
+
+
+def test_pages_told_of_one_change_at_once_spread_their_next_messages_over_the_interval():
+    rng = random.Random(4)
+    throttles = [Throttle(interval=1.0, phase=rng.random) for _ in range(50)]
+    for throttle in throttles:
+        throttle.add(["tasks"], 100.0)
+        assert throttle.take(100.0) == ["tasks"]  # one change, every page at once
+        throttle.add(["tasks"], 100.01)  # and the stream goes on
+    due = [throttle.last_sent + 1.0 for throttle in throttles]
+    assert 100.0 < min(due) and max(due) <= 101.0
+    per_tenth = [sum(1 for d in due if 100.0 + k / 10 < d <= 100.0 + (k + 1) / 10) for k in range(10)]
+    assert max(per_tenth) <= 12  # not one burst of 50: about 5 in each tenth of the interval
+    for throttle, at in zip(throttles, due, strict=True):  # each then keeps its own cadence
+        assert throttle.take(at) == ["tasks"]
+        throttle.add(["tasks"], at + 0.01)
+        assert throttle.wait_time(at) == pytest.approx(1.0)
+
+
 def test_a_subscription_waits_for_offered_topics_then_throttles():
-    subscription = Subscription(interval=0.3)
+    subscription = Subscription(interval=0.3, phase=lambda: 0.0)
     assert subscription.wait(timeout=0.05) == []
     threading.Timer(0.05, subscription.offer, args=(["tasks"],)).start()
     started = time.monotonic()
