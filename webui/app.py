@@ -9,7 +9,7 @@ from celery import Celery
 from flask import Flask, Response, request
 from peewee import DatabaseError, InterfaceError
 
-from webui import paths, proxy
+from webui import paths, proxy, request_lane
 from webui.auth import gate as auth_gate
 from webui.auth import oauth
 from webui.celery_app import load_celery_app
@@ -33,6 +33,8 @@ def create_app(settings: Any, celery_app: Celery | None = None, *, start_collect
     bind_models(db)
     app.config["WEBUI_DATABASE"] = db
     _manage_connections(app, db)
+    lane = settings.read_concurrency
+    request_lane.init_app(app, request_lane.default_width(settings.database) if lane is None else lane)
     auth_gate.init_app(app, settings, db)
     oauth.init_app(app, settings)  # the single sign-on provider, if one is configured
     _register_views(app)

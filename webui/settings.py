@@ -220,6 +220,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("live_interval", "float", 0.5,
             "Seconds: at most one live-update message per page this often; each makes the page fetch what "
             "changed.", SERVER, min=0.1, max=60),
+    Setting("read_concurrency", "int", None,
+            "Page and API reads one web server process runs at once; more wait their turn (at most 2 s). "
+            "0: no limit.", SERVER, min=0, optional=True, default_doc="1 on SQLite, no limit on PostgreSQL"),
     Setting("log_level", "choice", "info", "Log level.", SERVER,
             choices=("debug", "info", "warning", "error")),
     Setting("worker_group_pattern", "str", worker_groups.DEFAULT_PATTERN,
@@ -459,6 +462,7 @@ class Settings:
     threads: int
     live_max_sockets: int
     live_interval: float
+    read_concurrency: int | None
     log_level: str
     worker_group_pattern: str | None
     proxy_count: int

@@ -25,6 +25,7 @@ from webui import audit
 from webui.api import params
 from webui.api.errors import ApiError
 from webui.auth.access import requires
+from webui.request_lane import outside_lane
 
 bp = Blueprint("flower_tasks", __name__)
 
@@ -69,6 +70,7 @@ def send_task(name: str) -> Response:
 
 
 @bp.get("/api/task/result/<task_id>")
+@outside_lane
 def result(task_id: str) -> Response:
     """The task's state from the result backend, and its result (and traceback) once it is ready."""
     timeout = params.number("timeout", None, 0, MAX_TIMEOUT)

@@ -17,6 +17,7 @@ from webui.auth.access import requires
 from webui.beat import board as beat_board
 from webui.beat import status as beat_status
 from webui.broker_info import describe_broker
+from webui.request_lane import outside_lane
 from webui.store import queue_queries, task_list, task_queries, worker_queries
 from webui.store.models import AuditLog, CollectorGap, QueueSample
 from webui.task_filters import FilterError, parse
@@ -122,6 +123,7 @@ def queue(name: str) -> Response:
 
 
 @bp.get("/broker")
+@outside_lane
 def broker() -> Response:
     """What the broker says about itself (cached 5 s); `reachable` false with `notes` when it does not answer."""
     info = describe_broker(current_app.extensions["webui_celery_app"])

@@ -24,6 +24,7 @@ from webui.auth.identity import Identity
 from webui.auth.oauth_identity import from_github, from_oidc
 from webui.auth.oauth_settings import ProviderSpec
 from webui.auth.roles import Rule
+from webui.request_lane import outside_lane
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ def _provider() -> Provider:
 
 
 @bp.get("/login/oauth")
+@outside_lane
 def start() -> Response | tuple[str, int]:
     """Send the browser to the provider, with a fresh state, nonce and PKCE verifier kept in the session."""
     from webui.views.login import safe_next
@@ -114,6 +116,7 @@ def start() -> Response | tuple[str, int]:
 
 
 @bp.get("/login/oauth/callback")
+@outside_lane
 def callback() -> Response | tuple[str, int]:
     """The provider sends the browser back here with a code (or an error) and our state."""
     from webui.views.login import safe_next
