@@ -211,7 +211,7 @@ SETTINGS: tuple[Setting, ...] = (
     # server
     Setting("address", "str", "127.0.0.1", "Address to listen on (IPv4 or IPv6).", SERVER),
     Setting("port", "int", 5555, "Port to listen on.", SERVER, min=1, max=65535),
-    Setting("workers", "int", 1, "Web server (gunicorn) processes.", SERVER, min=1),
+    Setting("workers", "int", 2, "Web server (gunicorn) processes.", SERVER, min=1),
     Setting("threads", "int", 32, "Threads per web server process; each open live page holds one.",
             SERVER, min=1),
     Setting("live_max_sockets", "int", 16,

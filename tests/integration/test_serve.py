@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import sys
 
+import psutil
 import pytest
 
 from tests import celeryapp as tasks
-from tests.support.processes import LoggedProcess
+from tests.support.processes import LoggedProcess, http_get
+from tests.support.services import free_port
 from tests.support.waiting import wait_for
 
 
@@ -57,3 +59,26 @@ def test_celery_dash_a_webui_collects_with_the_apps_own_broker(worker, database_
     finally:
         process.stop(grace=10)
     assert process.poll() == 0, process.log_tail()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_by_default_two_web_processes_serve_beside_the_collector(redis_db, database_url, tmp_path):
+    """No --workers: two gunicorn processes (each with its own GIL) and the collector's process."""
+    port = free_port()
+    process = LoggedProcess([sys.executable, "-m", "webui", "serve", "--broker", redis_db, "--database",
+                             database_url, "--address", "127.0.0.1", "--port", str(port), "--no-enable-events"],
+                            tmp_path / "serve.log")
+    def healthy() -> bool:
+        process.assert_alive("starting")
+        try:
+            return http_get(f"http://127.0.0.1:{port}/healthcheck", 2).status == 200
+        except OSError:  # not listening yet
+            return False
+
+    try:
+        wait_for(healthy, timeout=40, message="webui serve never became healthy")
+        children = psutil.Process(process.pid).children()
+        collectors = [child for child in children if child.name() == "webui-collector"]
+        assert len(collectors) == 1 and len(children) == 3, [child.name() for child in children]
+    finally:
+        process.stop(grace=10)

@@ -198,6 +198,10 @@ class WebuiProcess(LoggedProcess):
                 args += ["--port", str(free_port())]
             if "--address" not in args:
                 args += ["--address", "127.0.0.1"]
+            if not any(arg.startswith("--workers") for arg in args):
+                # One web process unless a test asks for more (the default is 2): a test's requests then meet
+                # one process's caches, and a suite of fifty servers starts half the processes.
+                args += ["--workers", "1"]
             self.port = int(args[args.index("--port") + 1])
         self.command = command
         super().__init__([sys.executable, "-m", "webui", command, *args], log_path, env)

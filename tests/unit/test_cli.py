@@ -260,6 +260,24 @@ def test_gunicorn_runs_threaded_workers_without_preloading() -> None:
     assert options["control_socket_disable"] is True
 
 
+def test_two_web_processes_by_default() -> None:
+    assert gunicorn_options(default_settings())["workers"] == 2
+
+
+def test_a_worker_leaves_what_it_loaded_out_of_garbage_collections() -> None:
+    import gc
+
+    from webui import serve
+
+    assert gunicorn_options(default_settings())["post_worker_init"] is serve._prepare_worker
+    gc.unfreeze()
+    try:
+        serve._freeze_loaded_objects()
+        assert gc.get_freeze_count() > 10_000  # the modules, classes and functions loaded so far
+    finally:
+        gc.unfreeze()
+
+
 @pytest.mark.parametrize(
     ("address", "bind"),
     [("0.0.0.0", "0.0.0.0:80"), ("::", "[::]:80"), ("::1", "[::1]:80"), ("[::1]", "[::1]:80"),
