@@ -6,9 +6,9 @@
     python bench/live_latency.py --samples 200 --load 5000,20000  # idle, then under two background loads
     python bench/live_latency.py --browser                        # also through a real Chromium
 
-Starts the real `webui serve` on a fresh database (default settings: `batch_interval` 0.25 s, one gunicorn
-worker; its embedded collector leads), opens `/ws/live` as a page does, and then, for each sample, publishes
-one probe task's `task-sent` straight to Redis (kombu's wire format, built with bench/ingest.py's helpers) and
+Starts the real `webui serve` on a fresh database (default settings: `batch_interval` 0.25 s, two gunicorn
+workers, the collector in a process of its own), opens `/ws/live` as a page does, and then, for each sample,
+publishes one probe task's `task-sent` straight to Redis (kombu's wire format, built with bench/ingest.py's helpers) and
 times, from the publish:
 
 - **changed**: the first `{"type":"changed"}` message naming `tasks` after which the page sees the task;
