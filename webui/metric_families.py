@@ -126,7 +126,9 @@ def collector_families(health: CollectorHealth) -> list[Family]:
             health.events_total if known else None),
         one("events_malformed_total", "counter", "Events the current collector could not decode.",
             health.events_malformed if known else None),
-        one("events_dropped_total", "counter", "Events the current collector dropped (buffer overflow).",
+        one("events_dropped_total", "counter", "Events the current collector lost: dropped when it fell behind "
+            "(its buffer full), dropped by the durable event queue past its bounds, or trimmed from the "
+            "companion's stream unread.",
             health.events_dropped if known else None),
         one("gaps_total", "counter", "Recorded intervals when the collector could not see events.",
             health.gaps_total),
