@@ -13,8 +13,9 @@ The contract pages build on
     `overview`  tasks changed, a worker went on/offline, the collector's state or its gaps changed
     `queues`    every 10 s of collector heartbeat (queue depths are sampled, not evented)
 - Messages on the socket, JSON: `{"type": "hello", "topics": [...]}` once, `{"type": "changed",
-  "topics": [...]}` at most once every `live_interval` seconds (0.5), `{"type": "ping"}` every 25 s. Beyond
-  `live_max_sockets` sockets in one process the server closes with code 1013 and a reason; the page then polls.
+  "topics": [...]}` at most once every `live_interval` seconds (0.5; once after a quiet spell, sooner: see
+  `Throttle`), `{"type": "ping"}` every 25 s. Beyond `live_max_sockets` sockets in one process the server
+  closes with code 1013 and a reason; the page then polls.
 - When the socket is down (or over the cap) live.js dispatches every topic every 10 s instead, so a page never
   freezes silently; the top-bar pause button stops all dispatching.
 - Nothing falls between the page's render and its socket: the page carries the store's change markers as read
