@@ -34,7 +34,7 @@ def create_app(settings: Any, celery_app: Celery | None = None, *, start_collect
     app.config["WEBUI_DATABASE"] = db
     _manage_connections(app, db)
     lane = settings.read_concurrency
-    request_lane.init_app(app, request_lane.default_width(settings.database) if lane is None else lane)
+    request_lane.init_app(app, request_lane.default_width(db) if lane is None else lane)
     auth_gate.init_app(app, settings, db)
     oauth.init_app(app, settings)  # the single sign-on provider, if one is configured
     _register_views(app)

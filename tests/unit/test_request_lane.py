@@ -192,4 +192,6 @@ def test_the_apps_network_reads_are_outside_the_lane(tmp_path):
 @pytest.mark.parametrize(("url", "width"), [("sqlite:////tmp/x.sqlite3", 1),
                                              ("postgresql://postgres@127.0.0.1:5432/test", 0)])
 def test_the_default_width_depends_on_the_database(url, width):
-    assert request_lane.default_width(url) == width
+    from webui.store.database import open_database
+
+    assert request_lane.default_width(open_database(url)) == width  # unconnected: nothing is opened
