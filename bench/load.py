@@ -99,14 +99,17 @@ class Timings:
             with urllib.request.urlopen(self.url + path, timeout=30) as response:
                 body = response.read().decode(errors="replace")
         except (urllib.error.URLError, OSError):
-            with self._lock:
-                self.failed[kind] += 1
+            self.failure(kind)
             return None
         elapsed = (time.perf_counter() - started) * 1000
         if always or self.measuring.is_set():
             with self._lock:
                 self.ms[kind].append(elapsed)
         return body
+
+    def failure(self, kind: str) -> None:
+        with self._lock:
+            self.failed[kind] += 1
 
     def changed(self) -> None:
         if self.measuring.is_set():
@@ -140,8 +143,7 @@ def live_page(timings: Timings, opens_after: float, stop: Any) -> None:
             else:
                 timings.get("new-tasks notice", "/tasks/new?newest=1")
     except simple_websocket.ConnectionClosed:
-        with timings._lock:
-            timings.failed["socket closed"] += 1
+        timings.failure("socket closed")
     finally:
         ws.close()
 

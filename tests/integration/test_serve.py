@@ -68,6 +68,7 @@ def test_by_default_two_web_processes_serve_beside_the_collector(redis_db, datab
     process = LoggedProcess([sys.executable, "-m", "webui", "serve", "--broker", redis_db, "--database",
                              database_url, "--address", "127.0.0.1", "--port", str(port), "--no-enable-events"],
                             tmp_path / "serve.log")
+
     def healthy() -> bool:
         process.assert_alive("starting")
         try:
