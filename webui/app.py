@@ -33,10 +33,10 @@ def create_app(settings: Any, celery_app: Celery | None = None, *, start_collect
     bind_models(db)
     app.config["WEBUI_DATABASE"] = db
     _manage_connections(app, db)
-    lane = settings.read_concurrency
-    request_lane.init_app(app, request_lane.default_width(db) if lane is None else lane)
     auth_gate.init_app(app, settings, db)
     oauth.init_app(app, settings)  # the single sign-on provider, if one is configured
+    lane = settings.read_concurrency  # reads take turns once the gate has let them in
+    request_lane.init_app(app, request_lane.default_width(db) if lane is None else lane)
     _register_views(app)
     live_socket.init_app(app)
     formatting.init_app(app)

@@ -6,7 +6,7 @@ rows beside one that renders a page therefore waits about a hundred times 5 ms. 
 beside one busy thread, a 1 ms "new tasks" notice took 460 ms and a 12 ms tasks page 630 ms. Taking turns, each
 read runs at its own cost, and the process spends less CPU on the same work (no GIL hand-offs between threads).
 
-What takes a turn: GET and HEAD requests, from the first `before_request` hook until their response is made. A
+What takes a turn: GET and HEAD requests, once the login gate has let them in, until their response is made. A
 streamed body (an export) is sent after the turn ends. What does not take a turn:
 - other methods (controls, forms, logins: rare, and some wait on the broker);
 - WebSockets (a live socket lasts as long as its page);
@@ -64,8 +64,9 @@ def init_app(app: Flask, width: int) -> None:
         end_turn()
         return response
 
-    # First of all hooks, so the gate's session and token reads take their turn too.
-    app.before_request_funcs.setdefault(None, []).insert(0, take_turn)
+    # After the hooks already registered: the gate's password check (scrypt, ~160 ms of CPU for every request
+    # with basic auth) must not hold the turn while other reads wait for it.
+    app.before_request(take_turn)
     app.after_request(end_turn_after)  # before a streamed body is sent
     app.teardown_request(lambda _exc: end_turn())  # a response never made (the client went away mid-request)
 

@@ -5,7 +5,7 @@ import threading
 import time
 
 import pytest
-from flask import Flask, Response, stream_with_context
+from flask import Flask, Response, request, stream_with_context
 
 from webui import request_lane
 from webui.request_lane import outside_lane
@@ -173,6 +173,46 @@ def test_a_streamed_body_is_sent_after_its_turn():
     reads.release.set()
     exporter.join(10)
     assert b"".join(part if isinstance(part, bytes) else part.encode() for part in streamed) == b"first\nlast\n"
+
+
+def test_a_read_takes_its_turn_after_the_hooks_before_it():
+    """What runs before the lane's hook (the login gate's password check) never holds the turn."""
+    reads = Reads()
+    app = Flask(__name__)
+    checking = threading.Event()
+
+    @app.before_request
+    def slow_gate() -> None:
+        if request.path == "/held-at-the-gate":
+            checking.set()
+            assert reads.release.wait(10)
+
+    request_lane.init_app(app, 1)
+    app.add_url_rule("/held-at-the-gate", "gated", lambda: "in")
+    app.add_url_rule("/read", "read", reads.run)
+    holder = threading.Thread(target=lambda: app.test_client().get("/held-at-the-gate"))
+    holder.start()
+    try:
+        assert checking.wait(5)
+        started = time.monotonic()
+        assert app.test_client().get("/read").get_data(as_text=True) == "ok"
+        assert time.monotonic() - started < 1.0
+    finally:
+        reads.release.set()
+        holder.join(10)
+
+
+def test_in_the_app_the_turn_comes_after_the_login_gate(tmp_path):
+    from webui.app import create_app
+    from webui.settings import default_settings
+
+    app = create_app(default_settings(database=f"sqlite:///{tmp_path / 'lane.sqlite3'}", insecure_no_auth=True),
+                     start_collector=False)
+    try:
+        hooks = [hook.__name__ for hook in app.before_request_funcs[None]]
+        assert hooks.index("gate") < hooks.index("take_turn")
+    finally:
+        app.config["WEBUI_DATABASE"].close_all()
 
 
 def test_the_apps_network_reads_are_outside_the_lane(tmp_path):
