@@ -7,12 +7,17 @@
   queue.
 - **Bounded.** The buffer holds at most `buffer_size` records; past that a record is dropped and counted. The
   stream or queue holds about `max_length` records (oldest dropped first), so a stopped monitor never fills it.
+- **Exit.** The process's `atexit` sends what is still buffered (at most `EXIT_FLUSH` seconds): beat stopped by
+  SIGTERM exits through `SystemExit` a few milliseconds after it sent a fire, and that fire's record must not die
+  with the daemon thread. A prefork pool child leaves by `os._exit` and skips it; its tasks' records are sent by
+  then, a `FLUSH_INTERVAL` after each.
 - **Failure.** When Redis or RabbitMQ is slow or down the batch is dropped and counted, and the thread waits
   `RETRY_WAIT` before trying again (short connect and socket timeouts bound how long a send can take). Nothing
   raises into a task.
 """
 from __future__ import annotations
 
+import atexit
 import collections
 import logging
 import os
@@ -28,6 +33,7 @@ FLUSH_INTERVAL = 0.1  # seconds between drains of the buffer: the latency a reco
 BATCH = 500  # records per pipeline
 RETRY_WAIT = 1.0  # seconds to wait after a failed send before the next one
 LOG_EVERY = 10.0  # seconds between two warnings about dropped records
+EXIT_FLUSH = 2.0  # seconds the process's exit waits for what is still buffered to be sent
 
 
 class Publisher:
@@ -41,6 +47,7 @@ class Publisher:
         self.sent = 0
         self._reset()
         os.register_at_fork(after_in_child=self._reset)
+        atexit.register(self.flush, EXIT_FLUSH)
 
     def _reset(self) -> None:
         """A fresh buffer and no thread: what a forked child must start with (its parent's thread is not here)."""
@@ -48,7 +55,8 @@ class Publisher:
         self._pid = os.getpid()
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
-        self._idle = threading.Event()
+        self._sending = False  # a batch is out of the buffer and not yet sent (or dropped)
+        self._settled = threading.Condition()  # notified each time a batch is done with
         self.transport.forget()
         self._logged_at = 0.0
         self.dropped = 0
@@ -63,13 +71,13 @@ class Publisher:
             return
         self._buffer.append(record)
 
-    def flush(self, timeout: float = 2.0) -> None:
-        """Send what is buffered now (worker shutdown): waits at most `timeout` seconds."""
-        if self._thread is None or not self._buffer:
+    def flush(self, timeout: float = EXIT_FLUSH) -> None:
+        """Send what is buffered now (worker shutdown, process exit): waits at most `timeout` seconds."""
+        if self._thread is None:
             return
-        self._idle.clear()
         self._wake.set()
-        self._idle.wait(timeout)
+        with self._settled:
+            self._settled.wait_for(lambda: not (self._buffer or self._sending), timeout)
 
     def _start(self) -> None:
         if self._pid != os.getpid():
@@ -84,9 +92,13 @@ class Publisher:
             self._wake.wait(FLUSH_INTERVAL)
             self._wake.clear()
             while self._buffer:
-                if not self._send(self._take()):
+                self._sending = True  # before the batch leaves the buffer: `flush` never sees neither
+                sent = self._send(self._take())
+                with self._settled:
+                    self._sending = False
+                    self._settled.notify_all()
+                if not sent:
                     time.sleep(RETRY_WAIT)
-            self._idle.set()
 
     def _take(self) -> list[dict[str, Any]]:
         buffer, batch = self._buffer, list[dict[str, Any]]()
