@@ -129,3 +129,13 @@ def screenshot(page: Any, name: str, full_page: bool = True) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=full_page)
     return path
+
+
+def scroll_to(page: Any, selector: str) -> None:
+    """Scroll the first element matching `selector` to the top of the view, in one step of the page's own script.
+
+    A live page swaps its sections in place: Playwright's `scroll_into_view_if_needed` holds the element it found
+    across several steps and fails when a swap replaces it in between ("Element is not attached to the DOM")."""
+    page.wait_for_selector(selector, state="attached")
+    page.wait_for_function("s => { const e = document.querySelector(s); if (e) e.scrollIntoView(); return !!e; }",
+                           arg=selector)

@@ -7,7 +7,7 @@ from urllib.parse import quote
 import pytest
 
 from tests import celeryapp as tasks
-from tests.browser.conftest import SCREENSHOTS, assert_no_console_problems, screenshot
+from tests.browser.conftest import SCREENSHOTS, assert_no_console_problems, screenshot, scroll_to
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -58,7 +58,7 @@ def test_the_worker_page_shows_limits_and_operations_with_a_confirmation(page, i
     page.goto(url)
     limits = page.locator("#worker-limits")
     assert "lost when the" in limits.inner_text() and page.locator("#worker-operations").is_visible()
-    limits.scroll_into_view_if_needed()
+    scroll_to(page, "#worker-limits")
     screenshot(page, f"controls-worker-{color_scheme}")
 
     form = page.locator("#op-pool_grow")

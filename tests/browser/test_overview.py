@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests import celeryapp as tasks
-from tests.browser.conftest import PHONE_VIEWPORT, assert_no_console_problems, screenshot
+from tests.browser.conftest import PHONE_VIEWPORT, assert_no_console_problems, screenshot, scroll_to
 from tests.support.store import StoreReader
 from tests.support.waiting import wait_for
 
@@ -62,7 +62,7 @@ def test_the_overview_fits_a_phone(page, busy_server):
     assert chart["width"] > 250  # the chart stretches to the screen instead of shrinking to a strip
     screenshot(page, "overview-phone")
     screenshot(page, "overview-phone-top", full_page=False)  # legible at the phone's own size
-    page.locator("#ov-failing").scroll_into_view_if_needed()
+    scroll_to(page, "#ov-failing")
     screenshot(page, "overview-phone-failures", full_page=False)
-    page.locator("#ov-feed").scroll_into_view_if_needed()
+    scroll_to(page, "#ov-feed")
     screenshot(page, "overview-phone-feed", full_page=False)
