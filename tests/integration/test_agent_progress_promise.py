@@ -1,7 +1,8 @@
 """The "expect progress every N s" promise end to end: a real prefork worker with the companion installed (task
 events off), real Redis, a real `webui serve` reading the companion's stream, and the stalled-task detector on
 the store it fills. A task that promised progress every 2 s and went silent is stalled once its promise breaks
-(2 s + the 5 s grace after its last report), long before any guessed threshold; one that keeps reporting is not."""
+(2 s + the 5 s grace after its last report), long before any guessed threshold; one that keeps reporting is not.
+The task page and the API judge the promise with the grace of the stalled-task rule."""
 from __future__ import annotations
 
 import os
@@ -9,6 +10,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import jsonschema
 import pytest
 from celery import Celery
 
@@ -16,6 +18,7 @@ from tests.support.processes import CeleryWorker
 from tests.support.services import PrivateRedis, start_private_redis
 from tests.support.store import StoreReader
 from tests.support.waiting import wait_for
+from webui.api.openapi import document
 from webui.detect.findings import DetectContext
 from webui.detect.registry import all_detectors
 from webui.progress_promise import GRACE_SECONDS
@@ -87,10 +90,19 @@ def test_a_silent_task_is_stalled_once_its_promise_breaks_and_a_reporting_one_is
         page = server.get(f"/task/{silent}").body
         assert 'id="task-progress-promise" class="promise-broken">promised progress every 2 s; none for' in page
         detail = server.get(f"/api/v1/tasks/{silent}").json()
+        jsonschema.Draft202012Validator({**document()["components"]["schemas"]["TaskDetail"],
+                                         "components": document()["components"]}).validate(detail)
         assert detail["progress_promise"]["every"] == PROMISE and detail["progress_promise"]["broken"] is True
         assert detail["last_progress_at"] == task["detail"]["progress"]["at"]
         kept = server.get(f"/api/v1/tasks/{keeper}").json()["progress_promise"]
         assert kept["broken"] is False and kept["silent_seconds"] < PROMISE + GRACE_SECONDS
+        # The stalled-task rule allows 10 minutes' grace: no alert for a while, and the page and API say the same.
+        store.execute("UPDATE alert_rule SET params = ? WHERE detector = 'task_stalled'",
+                      ('{"promise_grace_seconds": 600}',))
+        lenient = server.get(f"/api/v1/tasks/{silent}").json()["progress_promise"]
+        assert (lenient["grace_seconds"], lenient["broken"]) == (600, False), lenient
+        assert 'id="task-progress-promise" class="muted">promised progress every 2 s; last' in \
+            server.get(f"/task/{silent}").body
 
         def keeper_done() -> bool:
             assert keeper not in stalled(store)

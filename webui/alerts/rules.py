@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
+from webui import progress_promise
 from webui.detect.registry import all_detectors
 from webui.store.models import AlertChannel, AlertRule
 
@@ -119,6 +120,23 @@ def _param_problem(name: str, value: Any, param: Any) -> str | None:
 
 def matches_scope(scope: list[str], name: str) -> bool:
     return not scope or any(fnmatchcase(name, pattern) for pattern in scope)
+
+
+STALLED_DETECTOR = "task_stalled"
+
+
+def promise_grace(task_name: str | None) -> float:
+    """The grace a task's progress promise is judged with (webui.progress_promise): the smallest
+    `promise_grace_seconds` of the enabled stalled-task rules whose scope covers `task_name`, so the task page
+    calls a promise broken when the first of those rules does; the default when none covers it."""
+    detector = all_detectors().get(STALLED_DETECTOR)
+    if detector is None:
+        return float(progress_promise.GRACE_SECONDS)
+    graces = [float(detector.resolve_params(_json_dict(row.params))["promise_grace_seconds"])
+              for row in AlertRule.select(AlertRule.scope, AlertRule.params)
+              .where((AlertRule.detector == STALLED_DETECTOR) & (AlertRule.enabled == True))  # noqa: E712
+              if matches_scope(_json_list(row.scope), task_name or "")]
+    return min(graces, default=float(progress_promise.GRACE_SECONDS))
 
 
 def spec_of(row: AlertRule) -> RuleSpec:

@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from webui import audit, progress_promise
+from webui.alerts import rules
 from webui.api import params
 from webui.api.errors import ApiError
 from webui.api.task_dicts import task_dict, task_info
@@ -64,18 +65,19 @@ def task(task_id: str) -> Response:
 
 def _progress_promise(found: Any) -> dict[str, Any]:
     """`last_progress_at`: the running attempt's last report; `progress_promise`: while the task runs, its promise
-    (webui.agent.expect_progress) and whether it holds, as the stalled-task detector judges it by default."""
+    (webui.agent.expect_progress) and whether it holds, with the grace of the first stalled-task rule to call it
+    broken (webui.alerts.rules.promise_grace)."""
     detail = task_queries.json_object(found.detail) or {}
     progress = detail.get("progress")
     last = progress.get("at") if isinstance(progress, dict) and progress.get("attempt") == found.attempt else None
     promise = progress_promise.of_task(found.progress_every, found.started_at, found.attempt, detail)
     if promise is None or found.state != "STARTED":
         return {"last_progress_at": last, "progress_promise": None}
-    now = time.time()
+    now, grace = time.time(), rules.promise_grace(found.name)
     return {"last_progress_at": last, "progress_promise": {
         "every": promise.every, "promised_at": detail.get("promised_at"), "last_sign_at": promise.last_at,
-        "silent_seconds": round(promise.silent(now), 3), "grace_seconds": progress_promise.GRACE_SECONDS,
-        "broken": promise.broken(now), "text": promise.text(now)}}
+        "silent_seconds": round(promise.silent(now), 3), "grace_seconds": grace,
+        "broken": promise.broken(now, grace), "text": promise.text(now, grace)}}
 
 
 @bp.get("/tasks/<task_id>/events")

@@ -10,6 +10,7 @@ from flask.blueprints import BlueprintSetupState
 from werkzeug.routing import PathConverter
 
 from webui import progress_promise
+from webui.alerts import rules
 from webui.store import task_queries
 from webui.store.models import Task
 
@@ -112,8 +113,8 @@ def _promise(task: Task, detail: dict[str, Any]) -> dict[str, Any] | None:
     promise = progress_promise.of_task(task.progress_every, task.started_at, task.attempt, detail)
     if promise is None or task.state != "STARTED":
         return None
-    now = time.time()
-    return {"text": promise.text(now), "broken": promise.broken(now)}
+    now, grace = time.time(), rules.promise_grace(task.name)
+    return {"text": promise.text(now, grace), "broken": promise.broken(now, grace)}
 
 
 def _progress(task: Task, reported: Any) -> dict[str, Any] | None:
