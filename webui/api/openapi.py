@@ -39,6 +39,13 @@ WORKER = _obj({"hostname": {"type": "string"}, "online": {"type": "boolean"}, "s
                "processed": INT, "active": INT, "loadavg": {"type": "array"}, "clock_skew": NUM,
                "pool": {"type": "string"}, "concurrency": {}, "queues": {"type": "array", "items": {"type": "string"}},
                "inspected_at": NUM})
+# Ours beside Flower's fields: the queue, and when reconciliation lost track of the task (null: it did not).
+TASK_LISTED = {"allOf": [_ref("FlowerTask"), _obj({"queue": STR, "unknown_since": NUM})]}
+PROMISE = {**_obj({"every": {"type": "number"}, "promised_at": NUM, "last_sign_at": {"type": "number"},
+                   "silent_seconds": {"type": "number"}, "grace_seconds": {"type": "number"},
+                   "broken": {"type": "boolean"}, "text": {"type": "string"}}), "type": ["object", "null"]}
+TASK_DETAIL = {"allOf": [_ref("Task"), _obj({
+    "executions": {"type": "integer"}, "last_progress_at": NUM, "progress_promise": PROMISE})]}
 QUEUE = _obj({"name": {"type": "string"}, "depth": INT, "ready": INT, "unacked": INT, "consumers": INT,
               "oldest_age": NUM, "sampled_at": {"type": "number"},
               "workers": {"type": "array", "items": {"type": "string"}}, "transport": {"type": "string"}})
@@ -74,7 +81,7 @@ ALERT_RULE = _obj({"id": {"type": "integer"}, **RULE_FIELDS, "managed_by": {"typ
 SCHEMAS: dict[str, Any] = {
     "Error": _obj({"error": {"type": "string"}}),
     "Message": _obj({"message": {"type": "string"}}),
-    "FlowerTask": TASK,
+    "FlowerTask": TASK, "Task": TASK_LISTED, "TaskDetail": TASK_DETAIL,
     "Gap": GAP, "Worker": WORKER, "Queue": QUEUE, "BeatEntry": BEAT_ENTRY, "Incident": INCIDENT,
     "AlertRule": ALERT_RULE,
     "Sent": _obj({"task-id": {"type": "string"}, "state": {"type": "string"}}, ["task-id"]),
@@ -294,12 +301,13 @@ def _v1_paths() -> dict[str, Any]:
     return {
         "/api/v1/openapi.json": v1("This document", {"type": "object"}),
         "/api/v1/tasks": v1("Tasks with the page's filters, keyset-paged", _obj(
-            {"tasks": array(_ref("FlowerTask")), "next_cursor": STR, "partial": {"type": "boolean"}}),
+            {"tasks": array(_ref("Task")), "next_cursor": STR, "partial": {"type": "boolean"}}),
             parameters=FILTERS, errors=(400,)),
         "/api/v1/tasks/count": v1("How many tasks the filters match, counted up to 10,000 in bounded time", _obj(
             {"count": {"type": "integer"}, "exact": {"type": "boolean"}, "capped": {"type": "boolean"},
              "label": {"type": "string"}}), parameters=FILTERS, errors=(400,)),
-        "/api/v1/tasks/{task_id}": v1("One task", _ref("FlowerTask"), parameters=[_path("task_id")],
+        "/api/v1/tasks/{task_id}": v1("One task, with its promise of progress", _ref("TaskDetail"),
+                                      parameters=[_path("task_id")],
                                       errors=(404,)),
         "/api/v1/tasks/{task_id}/events": v1("A task's events and the gaps during its life", _obj(
             {"uuid": {"type": "string"}, "events": array(_obj({
