@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 SCAN_LIMIT = 20000  # tasks looked at per pass; a backlog is worked off over the next passes
 BACKFILL_PER_TASK = 200  # on a first start, this many recent tasks per watched task name are matched
 NAME_WAIT = 60.0  # seconds a task row may stay nameless (its first events lost or late) before it is passed
+# Seconds a watched task's row may wait for its task-sent record before it is matched without it. The worker's
+# task-received can be stored first; the stamp naming the entry (webui.agent.beat) rides on the task-sent record,
+# and without it the row is no fire of an entry whose fires are stamped: the fire would be missed for good.
+SENT_WAIT = 10.0
 PING_TIMEOUT = 1.0
 
 
@@ -125,15 +129,15 @@ class BeatWatcher:
         # Ids and names first: the arguments (up to max_args_size each) are read only for the watched names.
         p = self.db.param
         heads = self.db.execute_sql(
-            f"SELECT id, name, updated_at FROM task WHERE id > {p} ORDER BY id LIMIT {SCAN_LIMIT}",
+            f"SELECT id, name, updated_at, sent_at FROM task WHERE id > {p} ORDER BY id LIMIT {SCAN_LIMIT}",
             (cursor,)).fetchall()
         if not heads:
             return [], cursor
-        # A row whose name is not known yet (its task-started came first) is looked at again next pass.
-        waiting = [r[0] for r in heads if r[1] is None and (r[2] or 0) > now - NAME_WAIT]
-        new_cursor = min(waiting) - 1 if waiting else heads[-1][0]
         matcher = FireMatcher(watched, self.redactor, self.stamped)
-        ids = [r[0] for r in heads if r[1] in matcher.task_names]
+        names = matcher.task_names
+        waiting = {r[0] for r in heads if _waits(r, names, now)}
+        new_cursor = min(waiting) - 1 if waiting else heads[-1][0]
+        ids = [r[0] for r in heads if r[1] in names and r[0] not in waiting]
         rows = []
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
@@ -218,6 +222,15 @@ def watch_loop(app: Celery, db: Database, writer: Any, redactor: Redactor, setti
             stop.wait(min(0.5, settings.beat_interval))
     finally:
         sources.close()
+
+
+def _waits(head: tuple, watched_names: set[str], now: float) -> bool:
+    """Whether a task row (id, name, updated_at, sent_at) is looked at again next pass: its name is not known
+    yet (its task-started came first), or it is a watched task's whose task-sent record is not stored yet."""
+    _id, name, updated_at, sent_at = head
+    if name is None:
+        return (updated_at or 0) > now - NAME_WAIT
+    return name in watched_names and sent_at is None and (updated_at or 0) > now - SENT_WAIT
 
 
 def _stamp(detail: str | None) -> tuple[str | None, float | None]:
