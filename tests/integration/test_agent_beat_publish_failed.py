@@ -1,7 +1,7 @@
 """A real `celery beat` whose publish raises (an argument the JSON serializer refuses: kombu's EncodeError, raised
-after Celery made the task-sent record), with the companion in beat: `webui serve` stores each attempt as a
-failed one, counts none of them as a fire, and the entry goes late then missed saying the publish failed, on
-its page and in the API. A healthy entry of the same beat keeps firing beside it."""
+before the broker saw it), with the companion in beat: `webui serve` stores each attempt as a failed one (and no
+task: it was never sent), counts none of them as a fire, and the entry goes late then missed saying the publish
+failed, on its page and in the API. A healthy entry of the same beat keeps firing beside it."""
 from __future__ import annotations
 
 import sys
@@ -70,7 +70,12 @@ def test_a_publish_that_raises_is_a_failed_attempt_and_the_entry_says_so(
     assert failure is not None and failure["due"] is not None and "serializable" in failure["failed"], failure
     assert all(f["failed"] is None and f["due"] is not None for f in fine["fires"]), fine["fires"]
 
+    # Never sent, so no task: not one PENDING forever. The page names the id without linking to a task page.
+    assert all(requests.get(f"{server.url}/api/v1/tasks/{f['task_uuid']}", timeout=10).status_code == 404
+               for f in bad["fires"]), bad["fires"]
     page = requests.get(f"{server.url}/beat/{bad['id']}", timeout=10)
     assert page.status_code == 200
     assert "Publish failed." in page.text and "publish failed</span>" in page.text
     assert "serializable" in page.text
+    failed_id = bad["fires"][0]["task_uuid"]
+    assert f"{failed_id}: never sent" in page.text and f"/task/{failed_id}" not in page.text

@@ -1,6 +1,7 @@
 """The companion in beat (webui.agent.beat): Celery's own Scheduler sending through the wrapped apply_async, the
 records read back from the real Redis stream. A fire is stamped with its entry and due time; a publish that
-fails is recorded and still raises to beat."""
+fails is recorded, makes no task-sent record, and still raises to beat. Outside beat too, a task whose publish
+raised leaves no task-sent record behind."""
 from __future__ import annotations
 
 import json
@@ -62,9 +63,20 @@ def test_a_publish_that_fails_is_recorded_and_still_raises(redis_db: str) -> Non
     written = records(redis_db, "stamps-failed")
     [failed] = [r for r in written if r["type"] == "beat-publish-failed"]
     assert (failed["beat_entry"], failed["name"]) == ("every-2s", "app.job")
-    # Celery made the task-sent record before it reached for the broker: the failure names that task, so the
-    # collector takes it for the failed attempt it is, not a fire.
-    [sent] = [r for r in written if r["type"] == "task-sent"]
-    assert failed["uuid"] == sent["uuid"] and sent["beat_entry"] == "every-2s"
+    # The task was never sent: no task-sent record (it would stay PENDING forever). The failure still names the
+    # id Celery gave it, the key the collector stores the failed attempt under.
+    assert [r for r in written if r["type"] == "task-sent"] == []
+    assert isinstance(failed["uuid"], str) and failed["uuid"]
     assert failed["beat_due"] == pytest.approx(entry.last_run_at.timestamp() + 2.0, abs=0.05)
     assert "Error" in failed["exception"] or "refused" in failed["exception"].lower()
+
+
+def test_a_publish_that_raises_leaves_no_task_sent_record(redis_db: str) -> None:
+    app = Celery("publishing", broker="memory://", set_as_current=False)
+    webui.agent.install(app, url=redis_db, stream="publish-raised")
+    with pytest.raises(Exception, match="serializable"):
+        app.send_task("app.job", args=(timezone.utc,))  # a timezone is no JSON: kombu refuses the message
+    sent = app.send_task("app.job", args=(1,))
+    app._webui_agent.flush()
+    written = records(redis_db, "publish-raised")
+    assert [(r["type"], r["uuid"]) for r in written] == [("task-sent", sent.id)]

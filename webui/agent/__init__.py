@@ -31,6 +31,9 @@ DEFAULT_MAX_LENGTH = 100_000  # stream entries kept: ~60 MB of Redis memory at ~
 DEFAULT_BUFFER = 10_000  # records one process buffers while Redis is slow or down
 HEARTBEAT_INTERVAL = 2.0  # seconds, as Celery's own worker heartbeat
 PROGRESS_EVERY = 1.0  # seconds: at most one progress record a task per interval (the last one always goes)
+# task-sent records one thread holds between before_task_publish and after_task_publish. One is all a publish
+# needs; more allow a publish from inside another's signal handler, and bound what failed publishes leave.
+HELD_PUBLISHES = 8
 
 _SETTINGS = {"url": None, "stream": DEFAULT_STREAM, "max_length": DEFAULT_MAX_LENGTH, "buffer_size": DEFAULT_BUFFER,
              "capture_logs": False, "log_lines": logs.DEFAULT_MAX_LINES, "log_bytes": logs.DEFAULT_MAX_BYTES}
@@ -167,11 +170,13 @@ class Hooks:
         self._started: dict[str, float] = {}  # task id -> monotonic start, for task-succeeded's runtime
         self._heart: threading.Event | None = None
         self.presence: Presence | None = None  # the worker's running-task mark (webui.agent.presence)
+        self._publishing = threading.local()  # .sent: {task id: its task-sent record} until the broker took it
 
     def connect(self) -> None:
         # weak=False: the bound methods would otherwise vanish with nothing else referring to them.
         for signal, receiver in (
-                (signals.before_task_publish, self.on_publish), (signals.task_received, self.on_received),
+                (signals.before_task_publish, self.on_publish), (signals.after_task_publish, self.on_published),
+                (signals.task_received, self.on_received),
                 (signals.task_prerun, self.on_prerun), (signals.task_postrun, self.on_postrun),
                 (signals.task_success, self.on_success),
                 (signals.task_failure, self.on_failure), (signals.task_retry, self.on_retry),
@@ -185,11 +190,30 @@ class Hooks:
 
     def on_publish(self, sender: Any = None, headers: Any = None, exchange: Any = None, routing_key: Any = None,
                    **_: Any) -> None:
+        """`before_task_publish`: the task-sent record is made now (the headers and the beat stamp are at hand)
+        but held until `after_task_publish`. A publish that raises (broker down, an argument the serializer
+        refuses) sent nothing, and its record would leave a task PENDING forever; it is never sent."""
         if isinstance(headers, dict):
             item = records.sent(headers, exchange, routing_key)
             if item is not None:
-                self.publisher.put({**item, **(beat.current_stamp() or {})})
+                held = self._held()
+                while len(held) >= HELD_PUBLISHES:  # the oldest publishes on this thread raised: never sent
+                    held.pop(next(iter(held)))
+                held[item["uuid"]] = {**item, **(beat.current_stamp() or {})}
                 beat.note_sent(item["uuid"])
+
+    def on_published(self, sender: Any = None, headers: Any = None, **_: Any) -> None:
+        """`after_task_publish`, on the publishing thread once the broker has the message."""
+        uuid = headers.get("id") if isinstance(headers, dict) else None
+        item = self._held().pop(uuid, None) if isinstance(uuid, str) else None
+        if item is not None:
+            self.publisher.put(item)
+
+    def _held(self) -> dict[str, dict[str, Any]]:
+        held = getattr(self._publishing, "sent", None)
+        if held is None:
+            held = self._publishing.sent = {}
+        return held
 
     def on_received(self, sender: Any = None, request: Any = None, **_: Any) -> None:
         self.publisher.put(records.received(request, self._worker_name(sender)))

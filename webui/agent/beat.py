@@ -7,8 +7,10 @@ django-celery-beat's): while it runs, the thread knows which entry is firing and
 `before_task_publish` hook adds `beat_entry` and `beat_due` to the task-sent record. A publish that raises
 (broker down, an unknown task) becomes a `beat-publish-failed` record, then the exception goes on to the
 scheduler, which logs it as it always did. Celery sends `before_task_publish` before it talks to the broker, so
-a failed publish usually has a task-sent record too: the failure names that task's id (`uuid`), and the
-collector marks that fire failed rather than counting it (webui.beat.beat_rows).
+a failed publish usually has a task id: the failure names it (`uuid`). The task-sent record made for it is held
+until `after_task_publish` and so never sent (webui.agent.Hooks.on_publish); the collector still marks a fire
+failed rather than counting it when a task-sent record of that id does arrive (an older companion,
+webui.beat.beat_rows).
 
 The due time is the entry's slot before the fire advances it: `schedule.remaining_estimate(last_run_at)` from
 the schedule's now (negative when beat fires late), the same computation beat itself makes in `is_due`.
