@@ -1,7 +1,8 @@
 """A fire of a stamped entry whose task row the store had before its task-sent record: the worker's
 task-received (its companion) reached the store first, and the stamp naming the entry rides on beat's
 task-sent record. The watcher's scan waits for it (SENT_WAIT) instead of passing the row as no fire for good.
-The real writer merges the records; the real watcher scans the store."""
+And a fire stored before its stamp (Celery's own task-sent event came first) gets the stamp's due time once
+the companion's record comes. The real writer merges the records; the real watcher scans the store."""
 from __future__ import annotations
 
 import time
@@ -11,10 +12,10 @@ from typing import Any
 import pytest
 
 from tests.support.store import close_database
-from tests.unit.test_beat_publish_failed import agent, put
+from tests.unit.test_beat_publish_failed import agent, beat_pass, fire_rows, put
 from webui.beat import watcher as beat_watcher
 from webui.beat.fire_matching import WatchedEntry
-from webui.beat.watcher import BeatWatcher
+from webui.beat.watcher import BeatWatcher, FoundFire
 from webui.collector.writer import CollectorStats, Writer
 from webui.privacy import Redactor
 from webui.store.database import open_database
@@ -72,3 +73,33 @@ def test_a_row_that_never_gets_its_task_sent_record_is_passed_after_the_wait(sto
     assert scan(db, watcher, 0) == ([], 0)
     fires, cursor = scan(db, watcher, 0, now=time.time() + beat_watcher.SENT_WAIT + 1)
     assert (fires, cursor) == ([], 1)  # unstamped: no fire of a stamped entry, and the scan goes on
+
+
+def test_the_first_pass_backfill_waits_for_the_stamp_too(store) -> None:
+    """The watcher's first passes on an empty store backfill (cursor 0): the first fire comes in that way."""
+    db, writer, watcher = store
+    put(writer, [received("first")])
+    with db.connection_context():
+        assert watcher._backfill([ENTRY]) == ([], 0)
+    put(writer, [sent("first")])
+    with db.connection_context():
+        fires, cursor = watcher._backfill([ENTRY])
+    assert [(f.task_uuid, f.due) for f in fires] == [("first", pytest.approx(DUE))] and cursor == 1
+
+
+def test_a_fire_stored_before_its_stamp_gets_the_stamps_due_time(store) -> None:
+    db, writer, _watcher = store
+    beat_pass(writer, [])  # the entry, read from its source
+    beat_pass(writer, [FoundFire(ENTRY.key, "evented", DUE + 0.005, "beat-host:42", None)], at=time.time())
+    assert [(r[0], r[3]) for r in fire_rows(db)] == [("evented", None)]
+    put(writer, [sent("evented"), sent("not-a-stored-fire")])
+    assert [(r[0], r[3]) for r in fire_rows(db)] == [("evented", pytest.approx(DUE))]
+
+
+def test_a_fire_found_before_its_stamp_but_written_after_it_takes_the_stored_stamp(store) -> None:
+    """The watcher read the row unstamped; the writer committed the stamp before the watcher's pass."""
+    db, writer, _watcher = store
+    beat_pass(writer, [])
+    put(writer, [received("raced"), sent("raced")])
+    beat_pass(writer, [FoundFire(ENTRY.key, "raced", DUE + 0.005, "beat-host:42", None)], at=time.time())
+    assert [(r[0], r[3]) for r in fire_rows(db)] == [("raced", pytest.approx(DUE))]

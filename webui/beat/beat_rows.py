@@ -8,7 +8,8 @@ The companion's `beat-publish-failed` records (webui.agent.beat) are written her
 reads them: one `beat_fire` row with `failed` set, on every live entry of that name and task. Its key is the
 task-sent record's id when the publish got that far (the watcher later finds that task and must not count it as
 a fire: its insert then does nothing), else one made from the record itself, so a record the stream delivers
-again is stored once.
+again is stored once. A stamped task-sent record that comes after the watcher stored its fire without a stamp
+(Celery's own task-sent event came first) gives that fire its due time (`fill_stamped_due`).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from typing import Any
 from peewee import Database
 
 from webui.beat.entries import ScheduleEntry
+from webui.beat.fire_matching import stamp_of
 from webui.beat.status import NO_TASK_PREFIX
 from webui.collector.merge import AGENT_SOURCE
 from webui.privacy import Redactor
@@ -90,11 +92,30 @@ def _write_entries(db: Database, entries: list[ScheduleEntry], read_ok: set[str]
 
 def _write_fires(db: Database, fires: list[Any], ids: dict[tuple[str, str], int]) -> None:
     p = db.param
-    rows = [(ids[f.entry], f.task_uuid, f.at, f.sender, f.due) for f in fires if f.entry in ids and f.at is not None]
+    stamps = _stored_stamps(db, [f.task_uuid for f in fires if f.due is None])
+    rows = [(ids[f.entry], f.task_uuid, f.at, f.sender, f.due if f.due is not None else _due(stamps, f))
+            for f in fires if f.entry in ids and f.at is not None]
     if rows:
         db.cursor().executemany(
             f"INSERT INTO beat_fire (entry_id, task_uuid, at, sender, due) VALUES ({p}, {p}, {p}, {p}, {p}) "
             f"ON CONFLICT (task_uuid, entry_id) DO NOTHING", rows)
+
+
+def _stored_stamps(db: Database, uuids: list[str]) -> dict[str, tuple[str | None, float | None]]:
+    """The stamps the store holds now for fires the watcher found without one: it read the task before the
+    writer merged the companion's stamped record, which may be committed by now."""
+    p = db.param
+    stamps: dict[str, tuple[str | None, float | None]] = {}
+    for start in range(0, len(uuids), 500):
+        chunk = uuids[start:start + 500]
+        stamps.update((uuid, stamp_of(detail)) for uuid, detail in db.execute_sql(
+            f"SELECT uuid, detail FROM task WHERE uuid IN ({', '.join([p] * len(chunk))})", chunk).fetchall())
+    return stamps
+
+
+def _due(stamps: dict[str, tuple[str | None, float | None]], fire: Any) -> float | None:
+    entry, due = stamps.get(fire.task_uuid, (None, None))
+    return due if entry == fire.entry[1] else None
 
 
 def publish_failures(items: list[tuple[str, Any, float]]) -> list[dict[str, Any]]:
@@ -124,6 +145,25 @@ def write_publish_failures(db: Database, failures: list[dict[str, Any]], redacto
                  exception))
             written += 1
     return written
+
+
+def stamped_sends(items: list[tuple[str, Any, float]]) -> list[tuple[float, str, str]]:
+    """(due, task id, entry) of the companion's stamped task-sent records among a writer batch's events."""
+    return [(float(raw["beat_due"]), raw["uuid"], raw["beat_entry"])
+            for kind, payload, _ in items if kind == "events" for raw in payload
+            if isinstance(raw, dict) and raw.get("type") == "task-sent" and raw.get("source") == AGENT_SOURCE
+            and isinstance(raw.get("beat_entry"), str) and isinstance(raw.get("uuid"), str)
+            and _number(raw.get("beat_due")) is not None]
+
+
+def fill_stamped_due(db: Database, stamps: list[tuple[float, str, str]]) -> None:
+    """Give the due time of its stamp to a fire the watcher stored before the stamp came: Celery's own
+    task-sent event (task_send_sent_event) can reach the store before the companion's record, and the watcher
+    then matched the task by its arguments, with no due time."""
+    p = db.param
+    db.cursor().executemany(
+        f"UPDATE beat_fire SET due = {p} WHERE task_uuid = {p} AND due IS NULL AND failed IS NULL "
+        f"AND entry_id IN (SELECT id FROM beat_entry WHERE name = {p})", stamps)
 
 
 def _entries_named(db: Database, name: str, task: Any) -> list[int]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from celery.utils.saferepr import saferepr
 
+from webui import fastjson
 from webui.privacy import Redactor
 
 REPR_MAXSIZE = 1024  # Celery's argsrepr_maxsize and kwargsrepr_maxsize
@@ -64,6 +65,18 @@ class FireMatcher:
             return [candidates[0][0]] if len(candidates) == 1 else []
         return [key for key, arg_forms, kwarg_form in candidates
                 if args in arg_forms and (kwargs == kwarg_form or kwargs is None)]
+
+
+def stamp_of(detail: str | None) -> tuple[str | None, float | None]:
+    """The entry name and due time the companion stamped a fire with (webui.agent.beat), from its task row's
+    `detail` JSON, if it did."""
+    if not detail or '"beat"' not in detail:
+        return None, None
+    beat = fastjson.loads_as(detail, dict).get("beat")
+    if not isinstance(beat, dict) or not isinstance(beat.get("entry"), str):
+        return None, None
+    due = beat.get("due")
+    return beat["entry"], float(due) if isinstance(due, int | float) and not isinstance(due, bool) else None
 
 
 def _stored_args(args: list, redactor: Redactor) -> set[str]:

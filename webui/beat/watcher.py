@@ -19,7 +19,7 @@ from peewee import Database
 
 from webui import broadcasts, fastjson
 from webui.beat.entries import ScheduleEntry
-from webui.beat.fire_matching import EntryKey, FireMatcher, WatchedEntry
+from webui.beat.fire_matching import EntryKey, FireMatcher, WatchedEntry, stamp_of
 from webui.beat.reading import SourceReport, SourceSet
 from webui.privacy import Redactor
 from webui.store.database import discard_connection
@@ -81,8 +81,8 @@ class BeatWatcher:
             result.fires, self.cursor = self._backfill(watched)
         else:
             # An entry seen for the first time gets its recent history, as on a first start.
-            history = self._backfill(new, upto=self.cursor)[0] if new else []
-            result.fires, self.cursor = self._scan(watched, self.cursor, now)
+            history, start = self._backfill(new, upto=self.cursor) if new else ([], self.cursor)
+            result.fires, self.cursor = self._scan(watched, start, now)
             result.fires = history + result.fires
         result.task_cursor = self.cursor
         if self.ping:
@@ -109,7 +109,8 @@ class BeatWatcher:
         return int(row[0]) if row and row[0] else 0
 
     def _backfill(self, watched: list[WatchedEntry], upto: int | None = None) -> tuple[list[FoundFire], int]:
-        """First start on an existing store: the recent history of each watched task name, then go live."""
+        """First start on an existing store: the recent history of each watched task name, then go live. The
+        cursor returned stops below a row that waits (`_waits`): the next scan looks at it again."""
         if upto is None:
             top = self.db.execute_sql("SELECT MAX(id) FROM task").fetchone()
             cursor = int(top[0] or 0) if top else 0
@@ -123,7 +124,10 @@ class BeatWatcher:
                 f"SELECT id, uuid, name, args, kwargs, sent_at, received_at, updated_at, detail FROM task "
                 f"WHERE name = {p} AND id <= {p} ORDER BY id DESC LIMIT {BACKFILL_PER_TASK}",
                 (name, cursor)).fetchall()
-        return self._fires(matcher, rows), cursor
+        now, names = time.time(), matcher.task_names
+        held = [row[0] for row in rows if _waits(row[2], row[7], row[5], names, now)]
+        ready = [row for row in rows if row[0] not in held]
+        return self._fires(matcher, ready), min(held) - 1 if held else cursor
 
     def _scan(self, watched: list[WatchedEntry], cursor: int, now: float) -> tuple[list[FoundFire], int]:
         # Ids and names first: the arguments (up to max_args_size each) are read only for the watched names.
@@ -135,7 +139,7 @@ class BeatWatcher:
             return [], cursor
         matcher = FireMatcher(watched, self.redactor, self.stamped)
         names = matcher.task_names
-        waiting = {r[0] for r in heads if _waits(r, names, now)}
+        waiting = {r[0] for r in heads if _waits(r[1], r[2], r[3], names, now)}
         new_cursor = min(waiting) - 1 if waiting else heads[-1][0]
         ids = [r[0] for r in heads if r[1] in names and r[0] not in waiting]
         rows = []
@@ -149,7 +153,7 @@ class BeatWatcher:
     def _fires(self, matcher: FireMatcher, rows: list[tuple]) -> list[FoundFire]:
         fires = []
         # Stamped fires first: an entry that has one matches no unstamped task from then on.
-        stamped_rows = [(row, *_stamp(row[8])) for row in rows]
+        stamped_rows = [(row, *stamp_of(row[8])) for row in rows]
         stamped_rows.sort(key=lambda item: item[1] is None)
         for (task_id, uuid, name, args, kwargs, sent_at, received_at, updated_at, _), stamp, due in stamped_rows:
             keys = matcher.entries_for(name, args, kwargs, stamp)
@@ -224,24 +228,13 @@ def watch_loop(app: Celery, db: Database, writer: Any, redactor: Redactor, setti
         sources.close()
 
 
-def _waits(head: tuple, watched_names: set[str], now: float) -> bool:
-    """Whether a task row (id, name, updated_at, sent_at) is looked at again next pass: its name is not known
-    yet (its task-started came first), or it is a watched task's whose task-sent record is not stored yet."""
-    _id, name, updated_at, sent_at = head
+def _waits(name: str | None, updated_at: float | None, sent_at: float | None, watched_names: set[str],
+           now: float) -> bool:
+    """Whether a task row is looked at again next pass: its name is not known yet (its task-started came
+    first), or it is a watched task's whose task-sent record is not stored yet."""
     if name is None:
         return (updated_at or 0) > now - NAME_WAIT
     return name in watched_names and sent_at is None and (updated_at or 0) > now - SENT_WAIT
-
-
-def _stamp(detail: str | None) -> tuple[str | None, float | None]:
-    """The entry name and due time the companion stamped a fire with (webui.agent.beat), if it did."""
-    if not detail or '"beat"' not in detail:
-        return None, None
-    beat = fastjson.loads_as(detail, dict).get("beat")
-    if not isinstance(beat, dict) or not isinstance(beat.get("entry"), str):
-        return None, None
-    due = beat.get("due")
-    return beat["entry"], float(due) if isinstance(due, int | float) and not isinstance(due, bool) else None
 
 
 def _known_workers(db: Database) -> set[str]:

@@ -366,6 +366,7 @@ class Writer(threading.Thread):
         task_events, worker_events, malformed = self._sort(batch)
         task_events, logs = task_logs.split(task_events)  # the companion's log lines: stored, not merged
         beat_failures = beat_rows.publish_failures(batch.items)  # the companion in beat: fires that did not go
+        beat_stamps = beat_rows.stamped_sends(batch.items)  # …and the stamps of those that did
         controls = [item for item in batch.items if item[0] in ("gap-open", "gap-close")]
         with self.db.atomic():
             touched_workers, transitions = self._merge_workers(worker_events, task_events)
@@ -392,6 +393,8 @@ class Writer(threading.Thread):
                     beat_rows.write_pass(self.db, results)
             if beat_failures:
                 beat_rows.write_publish_failures(self.db, beat_failures, self.redactor)
+            if beat_stamps:
+                beat_rows.fill_stamped_due(self.db, beat_stamps)
             self._count(batch, task_events, malformed)
             if tick or batch.items:
                 status = self._status_values()
