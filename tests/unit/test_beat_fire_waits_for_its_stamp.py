@@ -6,39 +6,28 @@ the companion's record comes. The real writer merges the records; the real watch
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.support.store import close_database
-from tests.unit.test_beat_publish_failed import agent, beat_pass, fire_rows, put
+from tests.unit.test_beat_publish_failed import agent, beat_pass, beat_writer_fixture, fire_rows, put  # noqa: F401
 from webui.beat import watcher as beat_watcher
 from webui.beat.fire_matching import WatchedEntry
 from webui.beat.watcher import BeatWatcher, FoundFire
-from webui.collector.writer import CollectorStats, Writer
+from webui.collector.writer import Writer
 from webui.privacy import Redactor
-from webui.store.database import open_database
-from webui.store.schema import upgrade
 
 ENTRY = WatchedEntry(("app", "tick"), "app.tick", [], {})
 DUE = time.time() - 1.0
 
 
 @pytest.fixture
-def store(database_url: str) -> Iterator[tuple[Any, Writer, BeatWatcher]]:
-    db = open_database(database_url)
-    upgrade(db)
-    writer = Writer(db, Redactor(), CollectorStats(leader="test"), batch_interval=0.05)
-    writer.start()
-    try:
-        assert writer.leading.wait(5)
-        watcher = BeatWatcher(None, db, Redactor(), None, ping=False, known_workers=set)  # type: ignore[arg-type]
-        watcher.stamped.add(ENTRY.key)  # beat's companion stamped this entry's earlier fires
-        yield db, writer, watcher
-    finally:
-        writer.stop()
-        close_database(db)
+def store(beat_writer: tuple[Any, Writer]) -> tuple[Any, Writer, BeatWatcher]:
+    """test_beat_publish_failed's writer (the entry read from its source), and a watcher on its store."""
+    db, running = beat_writer
+    watcher = BeatWatcher(None, db, Redactor(), None, ping=False, known_workers=set)  # type: ignore[arg-type]
+    watcher.stamped.add(ENTRY.key)  # beat's companion stamped this entry's earlier fires
+    return db, running, watcher
 
 
 def scan(db: Any, watcher: BeatWatcher, cursor: int, now: float | None = None) -> tuple[list, int]:
@@ -89,7 +78,6 @@ def test_the_first_pass_backfill_waits_for_the_stamp_too(store) -> None:
 
 def test_a_fire_stored_before_its_stamp_gets_the_stamps_due_time(store) -> None:
     db, writer, _watcher = store
-    beat_pass(writer, [])  # the entry, read from its source
     beat_pass(writer, [FoundFire(ENTRY.key, "evented", DUE + 0.005, "beat-host:42", None)], at=time.time())
     assert [(r[0], r[3]) for r in fire_rows(db)] == [("evented", None)]
     put(writer, [sent("evented"), sent("not-a-stored-fire")])
@@ -99,7 +87,6 @@ def test_a_fire_stored_before_its_stamp_gets_the_stamps_due_time(store) -> None:
 def test_a_fire_found_before_its_stamp_but_written_after_it_takes_the_stored_stamp(store) -> None:
     """The watcher read the row unstamped; the writer committed the stamp before the watcher's pass."""
     db, writer, _watcher = store
-    beat_pass(writer, [])
     put(writer, [received("raced"), sent("raced")])
     beat_pass(writer, [FoundFire(ENTRY.key, "raced", DUE + 0.005, "beat-host:42", None)], at=time.time())
     assert [(r[0], r[3]) for r in fire_rows(db)] == [("raced", pytest.approx(DUE))]

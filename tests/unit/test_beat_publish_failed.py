@@ -42,8 +42,10 @@ NO_TASK = {**agent("beat-publish-failed", uuid=None, name="app.tick", beat_entry
                    exception="EncodeError('not JSON serializable')"), "timestamp": DUE - 59.9}
 
 
-@pytest.fixture
-def writer(database_url: str) -> Iterator[tuple[Any, Writer]]:
+@pytest.fixture(name="beat_writer")
+def beat_writer_fixture(database_url: str) -> Iterator[tuple[Any, Writer]]:
+    """A running writer on a fresh store that has read ENTRY from its source (test_beat_fire_waits_for_its_stamp
+    uses it too)."""
     db = open_database(database_url)
     upgrade(db)
     writer = Writer(db, Redactor(), CollectorStats(leader="test"), batch_interval=0.05)
@@ -81,8 +83,8 @@ def fire_rows(db: Any) -> list[tuple]:
         return db.execute_sql("SELECT task_uuid, at, sender, due, failed FROM beat_fire ORDER BY at").fetchall()
 
 
-def test_a_failed_publish_is_stored_once_on_its_entry_and_stays_failed(writer) -> None:
-    db, w = writer
+def test_a_failed_publish_is_stored_once_on_its_entry_and_stays_failed(beat_writer) -> None:
+    db, w = beat_writer
     put(w, [NO_TASK, SENT, FAILED])
     put(w, [NO_TASK, SENT, FAILED], redelivered=True)  # a collector killed before acknowledging
     rows = fire_rows(db)
@@ -97,8 +99,8 @@ def test_a_failed_publish_is_stored_once_on_its_entry_and_stays_failed(writer) -
     assert [r[4] for r in fire_rows(db)] == ["EncodeError('not JSON serializable')", REFUSED]
 
 
-def test_the_board_calls_the_slot_missed_and_names_the_failure_in_page_api_and_alert(writer) -> None:
-    db, w = writer
+def test_the_board_calls_the_slot_missed_and_names_the_failure_in_page_api_and_alert(beat_writer) -> None:
+    db, w = beat_writer
     beat_pass(w, [FoundFire(("app", "tick"), "t-ok", DUE - 59.8, "gen1@beat-host:42", DUE - 60)])
     put(w, [SENT, FAILED])
     beat_pass(w, [], at=NOW)
@@ -116,7 +118,7 @@ def test_the_board_calls_the_slot_missed_and_names_the_failure_in_page_api_and_a
     assert finding.detail["publish_failed"] == REFUSED
 
 
-def test_a_failure_for_an_entry_not_read_yet_is_not_kept(writer) -> None:
-    db, w = writer
+def test_a_failure_for_an_entry_not_read_yet_is_not_kept(beat_writer) -> None:
+    db, w = beat_writer
     put(w, [{**FAILED, "beat_entry": "not-watched"}])
     assert fire_rows(db) == []
