@@ -125,7 +125,7 @@ class BeatWatcher:
                 f"WHERE name = {p} AND id <= {p} ORDER BY id DESC LIMIT {BACKFILL_PER_TASK}",
                 (name, cursor)).fetchall()
         now, names = time.time(), matcher.task_names
-        held = [row[0] for row in rows if _waits(row[2], row[7], row[5], names, now)]
+        held = {row[0] for row in rows if _waits(row[2], row[7], row[5], names, now)}
         ready = [row for row in rows if row[0] not in held]
         return self._fires(matcher, ready), min(held) - 1 if held else cursor
 
