@@ -157,9 +157,10 @@ class Throttle:
     Pages that hear one change at the same moment would otherwise stay in step: every socket told at once, each
     interval, and every page asking the server at the same instant (50 pages: 50 requests in one burst, the
     last answered only when the whole burst is done). So a message that ends a quiet spell (its topics came
-    when the socket was free to send: it goes at once) starts the next interval at a random point (`phase`,
-    in [0, 1) of an interval): the next message may come sooner than a whole interval, once, and the sockets'
-    cadences spread over the interval. While topics keep coming, each socket keeps its own cadence."""
+    when the socket was free to send: it goes at once) puts off the next interval by a random part of one
+    (`phase`, in [0, 1)): the next message waits one to two intervals, once, and the sockets' cadences spread
+    over the interval. Never sooner than one: that would let a trickle of changes, each ending a quiet spell,
+    come faster than once an interval. While topics keep coming, each socket keeps its own cadence."""
 
     def __init__(self, interval: float = SEND_INTERVAL, phase: Callable[[], float] = random.random) -> None:
         self.interval = interval
@@ -185,7 +186,7 @@ class Throttle:
             return []
         quiet = self._pending_since > self.last_sent + self.interval
         topics, self.pending = sorted(self.pending), set()
-        self.last_sent = now - self.interval * self._phase() if quiet else now
+        self.last_sent = now + self.interval * self._phase() if quiet else now
         return topics
 
 

@@ -56,16 +56,34 @@ def test_the_throttle_lets_topics_out_at_most_once_per_interval():
     assert throttle.take(12.0) == []
 
 
-def test_after_a_quiet_spell_the_next_interval_starts_at_a_random_point():
+def test_after_a_quiet_spell_the_next_interval_is_put_off_by_a_random_part_of_one():
     throttle = Throttle(interval=1.0, phase=lambda: 0.75)
     throttle.add(["tasks"], 10.0)
     assert throttle.take(10.0) == ["tasks"]  # a quiet spell ends: at once
     throttle.add(["tasks"], 10.1)
-    assert throttle.wait_time(10.1) == pytest.approx(0.15)  # a quarter of an interval after the first, not a whole
-    assert throttle.take(10.25) == ["tasks"]
-    throttle.add(["tasks"], 10.3)  # topics kept coming: from here on, whole intervals
-    assert throttle.take(11.2) == []
-    assert throttle.take(11.25) == ["tasks"]
+    assert throttle.wait_time(10.1) == pytest.approx(1.65)  # an interval and three quarters after the first
+    assert throttle.take(11.7) == []
+    assert throttle.take(11.75) == ["tasks"]
+    throttle.add(["tasks"], 11.8)  # topics kept coming: from here on, whole intervals
+    assert throttle.take(12.7) == []
+    assert throttle.take(12.75) == ["tasks"]
+
+
+def test_a_trickle_of_changes_still_comes_at_most_once_per_interval():
+    """Each change comes when the socket is free, so each ends a quiet spell and draws a phase: no message may
+    then come sooner than an interval after the one before (it did when the phase moved the interval back)."""
+    rng = random.Random(7)
+    throttle = Throttle(interval=1.0, phase=rng.random)
+    sent, now = [], 0.0
+    while now < 60.0:
+        throttle.add(["tasks"], now)
+        if throttle.take(now):
+            sent.append(now)
+        now = round(now + 0.05, 2)
+        if throttle.take(now):
+            sent.append(now)
+    assert len(sent) > 20
+    assert min(b - a for a, b in zip(sent, sent[1:], strict=False)) >= 1.0 - 1e-9
 
 
 def test_pages_told_of_one_change_at_once_spread_their_next_messages_over_the_interval():
@@ -76,8 +94,8 @@ def test_pages_told_of_one_change_at_once_spread_their_next_messages_over_the_in
         assert throttle.take(100.0) == ["tasks"]  # one change, every page at once
         throttle.add(["tasks"], 100.01)  # and the stream goes on
     due = [throttle.last_sent + 1.0 for throttle in throttles]
-    assert 100.0 < min(due) and max(due) <= 101.0
-    per_tenth = [sum(1 for d in due if 100.0 + k / 10 < d <= 100.0 + (k + 1) / 10) for k in range(10)]
+    assert 101.0 <= min(due) and max(due) < 102.0
+    per_tenth = [sum(1 for d in due if 101.0 + k / 10 <= d < 101.0 + (k + 1) / 10) for k in range(10)]
     assert max(per_tenth) <= 12  # not one burst of 50: about 5 in each tenth of the interval
     for throttle, at in zip(throttles, due, strict=True):  # each then keeps its own cadence
         assert throttle.take(at) == ["tasks"]
